@@ -1,0 +1,64 @@
+/**
+ * Vite configuration for the extension. Three kinds of output, one per browser-facing context:
+ *  - extension pages (popup and full-tab pages) and the service worker: one ES build. The worker is an
+ *    ES module (`"type": "module"` in the manifest) and may only use static imports: a dynamic
+ *    `import()` throws in a ServiceWorkerGlobalScope, so code splitting must never produce one.
+ *  - content scripts: one self-contained classic script (IIFE) per entry, built separately because
+ *    IIFE output cannot share chunks. The page-world script must not bundle extension APIs.
+ * `scripts/build.ts` runs these builds and writes one manifest per browser.
+ */
+import { resolve } from 'node:path';
+import { defineConfig, type InlineConfig } from 'vite';
+import preact from '@preact/preset-vite';
+
+const root = resolve(import.meta.dirname);
+
+/** Extension pages (HTML entries under src/popup) plus the background service worker. */
+export const pageEntries: Record<string, string> = {
+  popup: resolve(root, 'src/popup/popup.html'),
+};
+
+export function mainBuild(outDir: string): InlineConfig {
+  return {
+    configFile: false,
+    root: resolve(root, 'src/popup'),
+    base: '',
+    publicDir: resolve(root, 'public'),
+    logLevel: 'warn',
+    plugins: [preact()],
+    build: {
+      outDir,
+      emptyOutDir: true,
+      target: 'es2022',
+      modulePreload: false,
+      minify: false,
+      sourcemap: false,
+      rolldownOptions: {
+        input: { ...pageEntries, background: resolve(root, 'src/background/index.ts') },
+        output: {
+          entryFileNames: '[name].js',
+          chunkFileNames: 'chunks/[name]-[hash].js',
+          assetFileNames: 'assets/[name]-[hash][extname]',
+        },
+      },
+    },
+  };
+}
+
+/** A content script as one classic script with everything inlined. */
+export function contentScriptBuild(outDir: string, entry: string, name: string): InlineConfig {
+  return {
+    configFile: false,
+    logLevel: 'warn',
+    publicDir: false,
+    build: {
+      outDir,
+      emptyOutDir: false,
+      target: 'es2022',
+      minify: false,
+      lib: { entry: resolve(root, entry), formats: ['iife'], name, fileName: () => `content/${name}.js` },
+    },
+  };
+}
+
+export default defineConfig(mainBuild(resolve(root, 'dist/chrome')));
