@@ -21,6 +21,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          globalSetup: ['./test/harness/synapse-global.ts'],
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           testTimeout: 180_000,
@@ -32,6 +33,7 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
+          globalSetup: ['./test/harness/synapse-global.ts'],
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
           testTimeout: 600_000,
