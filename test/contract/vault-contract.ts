@@ -1,0 +1,191 @@
+/**
+ * The vault's contract, written once and run against every IndexedDB it must work on: fake-indexeddb
+ * in Node (test/unit/vault.test.ts) and Chromium's real IndexedDB (test/e2e/vault-chromium.test.ts).
+ * Plain functions with their own asserts, so the same bundle runs in a browser page without vitest.
+ */
+import { openToken, sealToken } from '../../src/platform/token-box.ts';
+import type { StoredSession, Vault } from '../../src/platform/vault.ts';
+
+export interface ContractCase {
+  name: string;
+  run(open: () => Promise<Vault>): Promise<void>;
+}
+
+class ContractFailure extends Error {}
+
+function check(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new ContractFailure(message);
+}
+
+function equal<T>(actual: T, expected: T, what: string): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  check(a === e, `${what}: expected ${e}, got ${a}`);
+}
+
+const KEY_A = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo';
+const KEY_B = 'ZRuVWcWlDuvOwZRygccUCD4Avtnt130800I+WQNwwRY';
+
+let revisions = 0;
+function row(roomId: string, sessionId: string, firstMessageIndex: number, publicKey = KEY_A): StoredSession {
+  return {
+    roomId, sessionId, firstMessageIndex, publicKey,
+    forwardedCount: 1,
+    senderKey: 'sender',
+    sessionData: { ephemeral: `e${firstMessageIndex}`, ciphertext: 'c', mac: 'm' },
+    uploadedEpoch: 0,
+    revision: `r${++revisions}`,
+    storedAt: 0,
+  };
+}
+
+export const vaultContract: ContractCase[] = [
+  {
+    name: 'a new vault is empty',
+    async run(open) {
+      const v = await open();
+      check((await v.getAccount()) === undefined, 'no account');
+      check((await v.getPin()) === undefined, 'no pin');
+      equal((await v.getUploadState()).attempt, 0, 'upload attempt');
+      equal(await v.countSessions(), 0, 'sessions');
+      v.close();
+    },
+  },
+  {
+    name: 'keeps the best copy of each session and says what it did',
+    async run(open) {
+      const v = await open();
+      equal(await v.putSessions([row('!r:x', 's1', 5), row('!r:x', 's2', 0)]), ['stored', 'stored'], 'first put');
+      equal(await v.putSessions([row('!r:x', 's1', 5)]), ['kept'], 'same copy again');
+      equal(await v.putSessions([row('!r:x', 's1', 9)]), ['kept'], 'worse copy');
+      equal(await v.putSessions([row('!r:x', 's1', 2)]), ['stored'], 'better copy');
+      equal(await v.putSessions([row('!r:x', 's3', 4), row('!r:x', 's3', 1), row('!r:x', 's3', 3)]), ['stored', 'stored', 'kept'], 'duplicates in one call');
+      const copies = await v.storedCopies([['!r:x', 's1'], ['!r:x', 's3'], ['!r:x', 'missing']]);
+      equal([...copies.values()].map((c) => c.firstMessageIndex), [2, 1], 'stored indexes');
+      equal(await v.countSessions(), 3, 'sessions');
+      v.close();
+    },
+  },
+  {
+    name: 'a copy for another key replaces one it cannot upload',
+    async run(open) {
+      const v = await open();
+      await v.putSessions([row('!r:x', 's1', 0, KEY_B)]);
+      equal(await v.putSessions([row('!r:x', 's1', 3, KEY_A)]), ['stored'], 'copy for the current key');
+      equal(await v.countPending(KEY_A, 1), 1, 'pending for A');
+      equal(await v.countPending(KEY_B, 1), 0, 'nothing left for B');
+      v.close();
+    },
+  },
+  {
+    name: 'pending batches come room by room, limited, for one key only',
+    async run(open) {
+      const v = await open();
+      const rows = [];
+      for (let i = 0; i < 30; i++) rows.push(row(`!room${i % 3}:x`, `s${String(i).padStart(2, '0')}`, 0));
+      rows.push(row('!other:x', 'b1', 0, KEY_B));
+      await v.putSessions(rows);
+      const batch = await v.pendingBatch(KEY_A, 1, 12);
+      equal(batch.length, 12, 'batch size');
+      check(batch.every((s) => s.publicKey === KEY_A), 'only sessions for the key');
+      const rooms = batch.map((s) => s.roomId);
+      equal(rooms, [...rooms].sort(), 'ordered by room');
+      equal(await v.countPending(KEY_A, 1), 30, 'pending count');
+      v.close();
+    },
+  },
+  {
+    name: 'marking uploaded skips rows replaced meanwhile',
+    async run(open) {
+      const v = await open();
+      await v.putSessions([row('!r:x', 'a', 4), row('!r:x', 'b', 4)]);
+      const batch = await v.pendingBatch(KEY_A, 1, 10);
+      await v.putSessions([row('!r:x', 'b', 0)]); // a better copy arrives while the batch is in flight
+      equal(await v.markUploaded(batch, 1), 1, 'marked');
+      const left = await v.pendingBatch(KEY_A, 1, 10);
+      equal(left.map((s) => [s.sessionId, s.firstMessageIndex]), [['b', 0]], 'still pending');
+      equal(await v.markUploaded(batch, 1), 0, 'marking twice changes nothing');
+      v.close();
+    },
+  },
+  {
+    name: 'a new epoch makes every session pending without rewriting rows',
+    async run(open) {
+      const v = await open();
+      await v.putSessions([row('!r:x', 'a', 0), row('!r:x', 'b', 0)]);
+      await v.markUploaded(await v.pendingBatch(KEY_A, 1, 10), 1);
+      equal(await v.countPending(KEY_A, 1), 0, 'none pending at epoch 1');
+      equal(await v.countPending(KEY_A, 2), 2, 'all pending at epoch 2');
+      await v.markUploaded(await v.pendingBatch(KEY_A, 2, 10), 2);
+      equal(await v.countPending(KEY_A, 2), 0, 'none pending after upload at epoch 2');
+      v.close();
+    },
+  },
+  {
+    name: 'pin and upload state round-trip, together',
+    async run(open) {
+      const v = await open();
+      const pin = { userId: '@a:x', version: '1', publicKey: KEY_A, epoch: 1, source: 'proved' as const, pinnedAt: 5 };
+      await v.setPinAndUploadState(pin, { ...(await v.getUploadState()), attempt: 3, retryAt: 42 });
+      equal(await v.getPin(), pin, 'pin');
+      const state = await v.getUploadState();
+      equal([state.attempt, state.retryAt], [3, 42], 'upload state');
+      v.close();
+    },
+  },
+  {
+    name: 'data survives closing and reopening',
+    async run(open) {
+      const v = await open();
+      await v.putSessions([row('!r:x', 'kept', 0)]);
+      v.close();
+      const again = await open();
+      equal(await again.countSessions(), 1, 'sessions after reopen');
+      again.close();
+    },
+  },
+  {
+    name: 'the access token is sealed with a non-extractable key and opens again',
+    async run(open) {
+      const v = await open();
+      const token = 'syt_dGVzdA_secret_token_value_1234';
+      const sealed = await sealToken(v, token);
+      const text = new TextDecoder('latin1').decode(sealed.ciphertext);
+      check(!text.includes('secret_token'), 'ciphertext hides the token');
+      const key = await v.tokenKey();
+      check(key.extractable === false, 'token key is not extractable');
+      equal(await openToken(v, sealed), token, 'opened token');
+      v.close();
+      const again = await open();
+      equal(await openToken(again, sealed), token, 'opened with the stored key after reopening');
+      again.close();
+    },
+  },
+  {
+    name: 'stores ten thousand sessions in one call',
+    async run(open) {
+      const v = await open();
+      const rows = [];
+      for (let i = 0; i < 10_000; i++) rows.push(row(`!room${i % 50}:x`, `session-${i}`, i % 7));
+      const outcomes = await v.putSessions(rows);
+      equal(outcomes.filter((o) => o === 'stored').length, 10_000, 'stored');
+      equal(await v.countPending(KEY_A, 1), 10_000, 'pending');
+      v.close();
+    },
+  },
+];
+
+/** Runs every case on fresh databases; returns the failures (empty when the contract holds). */
+export async function runVaultContract(openNamed: (name: string) => Promise<Vault>): Promise<Array<{ name: string; error: string }>> {
+  const failures: Array<{ name: string; error: string }> = [];
+  let n = 0;
+  for (const c of vaultContract) {
+    const dbName = `vault-contract-${Date.now()}-${n++}`;
+    try {
+      await c.run(() => openNamed(dbName));
+    } catch (e) {
+      failures.push({ name: c.name, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return failures;
+}
