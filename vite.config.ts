@@ -16,6 +16,8 @@ const root = resolve(import.meta.dirname);
 /** Extension pages (HTML entries under src/popup) plus the background service worker. */
 export const pageEntries: Record<string, string> = {
   popup: resolve(root, 'src/popup/popup.html'),
+  backup: resolve(root, 'src/popup/backup.html'),
+  import: resolve(root, 'src/popup/import.html'),
 };
 
 export function mainBuild(outDir: string): InlineConfig {

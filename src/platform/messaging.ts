@@ -1,6 +1,6 @@
 /** Sends requests to the service worker and unwraps the Result it answers with. */
 import browser from 'webextension-polyfill';
-import type { Request, RequestType, ResponseValue, Result, WireError } from '../shared/messages.ts';
+import type { RequestOf, RequestType, ResponseValue, Result, WireError } from '../shared/messages.ts';
 
 export class RequestError extends Error {
   readonly kind: string;
@@ -13,7 +13,7 @@ export class RequestError extends Error {
   }
 }
 
-export async function request<T extends RequestType>(req: Request<T>): Promise<ResponseValue<T>> {
+export async function request<T extends RequestType>(req: RequestOf<T>): Promise<ResponseValue<T>> {
   const result = (await browser.runtime.sendMessage(req)) as Result<ResponseValue<T>> | undefined;
   if (result === undefined) throw new RequestError({ kind: 'no-answer', message: 'The extension worker did not answer.' });
   if (!result.ok) throw new RequestError(result.error);

@@ -1,31 +1,213 @@
+/**
+ * The popup: short interactions only (a popup closes when it loses focus, and Firefox closes it when
+ * a file picker opens). Creating a backup and importing a key file open pages in tabs.
+ */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
-import type { WorkerStatus } from '../shared/messages.ts';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import type { ServerBackupSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
+import { describeUpload, formatWhen } from './describe.ts';
+import { Alert, ErrorText, Header, requestPersistentStorage } from './ui.tsx';
 
-type View = { state: 'loading' } | { state: 'ready'; status: WorkerStatus } | { state: 'error'; message: string };
+const POLL_MS = 1000;
 
 function Popup() {
-  const [view, setView] = useState<View>({ state: 'loading' });
-  useEffect(() => {
-    request({ type: 'status.get' })
-      .then((status) => setView({ state: 'ready', status }))
-      .catch((e: unknown) => setView({ state: 'error', message: e instanceof Error ? e.message : String(e) }));
+  const [status, setStatus] = useState<VaultStatus | null>(null);
+  const [server, setServer] = useState<ServerBackupSummary | undefined>(undefined);
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [persistent, setPersistent] = useState<boolean | null>(null);
+
+  const refresh = useCallback(async (fromServer: boolean) => {
+    try {
+      const next = await request({ type: 'status.get', refresh: fromServer });
+      setStatus(next);
+      if (next.server) setServer(next.server);
+      setLoadError(null);
+    } catch (e) {
+      setLoadError(e);
+    }
   }, []);
+
+  useEffect(() => {
+    void refresh(true);
+    void requestPersistentStorage().then(setPersistent);
+    const timer = setInterval(() => void refresh(false), POLL_MS);
+    return () => clearInterval(timer);
+  }, [refresh]);
+
   return (
     <>
-      <header>
-        <img src="icons/icon-32.png" alt="" />
-        <h1>Matrix Key Vault</h1>
-      </header>
+      <Header />
       <main>
-        {view.state === 'loading' && <p class="status">Connecting to the background worker…</p>}
-        {view.state === 'ready' && (
-          <p class="status" data-testid="worker-status">Background worker running (version {view.status.version}).</p>
+        {loadError !== null && <ErrorText error={loadError} />}
+        {status === null && loadError === null && <p class="muted">Connecting to the background worker…</p>}
+        {status && !status.account && <SignIn onDone={() => refresh(true)} />}
+        {status?.account && (
+          <>
+            <Account status={status} onSignedOut={() => refresh(true)} />
+            <Backup status={status} server={server} onChange={() => refresh(true)} />
+          </>
         )}
-        {view.state === 'error' && <p class="error" role="alert">{view.message}</p>}
+        {status && (
+          <p class="muted small" data-testid="worker-status">
+            Background worker running (version {status.worker.version}).{' '}
+            {persistent === true && 'Storage is persistent.'}
+            {persistent === false && 'Storage is not marked persistent: the browser may evict it under pressure.'}
+          </p>
+        )}
       </main>
     </>
+  );
+}
+
+function SignIn({ onDone }: { onDone: () => void }) {
+  const [homeserver, setHomeserver] = useState('');
+  const [user, setUser] = useState('');
+  const [secret, setSecret] = useState('');
+  const [useToken, setUseToken] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      if (useToken) await request({ type: 'account.useToken', homeserver, accessToken: secret });
+      else await request({ type: 'account.login', homeserver, user, password: secret });
+      setSecret('');
+      onDone();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form onSubmit={submit} data-testid="sign-in">
+      <h2>Connect your Matrix account</h2>
+      <label>Homeserver
+        <input name="homeserver" required placeholder="matrix.org" value={homeserver} onInput={(e) => setHomeserver(e.currentTarget.value)} />
+      </label>
+      {!useToken && (
+        <label>Username
+          <input name="user" required autocomplete="username" placeholder="@alice:matrix.org or alice" value={user} onInput={(e) => setUser(e.currentTarget.value)} />
+        </label>
+      )}
+      <label>{useToken ? 'Access token' : 'Password'}
+        <input name="secret" type="password" required autocomplete={useToken ? 'off' : 'current-password'} value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+      </label>
+      {error !== null && <ErrorText error={error} />}
+      <button type="submit" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
+      <p class="muted small">
+        {useToken
+          ? 'The token is kept encrypted so backup can run in the background. '
+          : 'Your password signs in a new session named “Matrix Key Vault” and is never stored. '}
+        <a href="#" onClick={(e) => { e.preventDefault(); setUseToken(!useToken); setSecret(''); }}>
+          {useToken ? 'Use a password instead' : 'Use an access token instead'}
+        </a>
+      </p>
+    </form>
+  );
+}
+
+function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: () => void }) {
+  const [error, setError] = useState<unknown>(null);
+  const account = status.account!;
+  return (
+    <section class="account">
+      <div>
+        <strong data-testid="user-id">{account.userId}</strong>
+        <div class="muted small">{account.homeserverUrl}</div>
+      </div>
+      <button class="link" onClick={async () => {
+        try { await request({ type: 'account.signOut' }); onSignedOut(); } catch (e) { setError(e); }
+      }}>Sign out</button>
+      {error !== null && <ErrorText error={error} />}
+    </section>
+  );
+}
+
+function Backup({ status, server, onChange }: { status: VaultStatus; server: ServerBackupSummary | undefined; onChange: () => void }) {
+  const now = Date.now();
+  const { backup, upload } = status;
+  const needsKey = !backup || upload.stopped?.kind === 'backup-changed';
+  return (
+    <section class="backup" data-testid="backup">
+      {backup && (
+        <>
+          <h2>Backup version {backup.version}</h2>
+          <p data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>
+          {upload.notice && <Alert tone="warning">{upload.notice.message}</Alert>}
+          <dl class="facts">
+            <dt>Keys on the server</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : '—')}</dd>
+            <dt>Keys waiting to upload</dt><dd data-testid="pending-count">{upload.pending}</dd>
+            <dt>Keys held here</dt><dd data-testid="stored-count">{upload.stored}</dd>
+            <dt>Last successful upload</dt><dd>{upload.lastSuccessAt ? formatWhen(upload.lastSuccessAt, now) : 'never'}</dd>
+            {upload.lastError && (
+              <><dt>Last error</dt><dd data-testid="last-error">{upload.lastError.message} ({formatWhen(upload.lastError.at, now)})</dd></>
+            )}
+          </dl>
+          {upload.phase === 'waiting' && (
+            <button class="secondary" onClick={async () => { await request({ type: 'upload.retry' }); onChange(); }}>Retry now</button>
+          )}
+          <p><a href="import.html" target="_blank" data-testid="open-import">Import a key file…</a></p>
+        </>
+      )}
+      {needsKey && <ServerBackup server={server} onChange={onChange} changed={!!backup} />}
+    </section>
+  );
+}
+
+function ServerBackup({ server, onChange, changed }: { server: ServerBackupSummary | undefined; onChange: () => void; changed: boolean }) {
+  if (!server) return <p class="muted">Checking the server's backup…</p>;
+  switch (server.state) {
+    case 'unreachable':
+      return <ErrorText error={new Error(`Could not check the server's backup: ${server.error.message}`)} />;
+    case 'none':
+      return (
+        <div>
+          <p>{changed ? 'The account has no backup on the server now.' : 'Your account has no key backup yet.'}</p>
+          <p><a class="button" href="backup.html" target="_blank" data-testid="open-create">Create a backup…</a></p>
+        </div>
+      );
+    case 'present':
+      if (!server.supported) {
+        return <Alert tone="warning">The account's backup (version {server.version}) uses {server.algorithm}, which this extension does not support.</Alert>;
+      }
+      return <JoinBackup version={server.version} count={server.count} onDone={onChange} />;
+  }
+}
+
+function JoinBackup({ version, count, onDone }: { version: string; count: number; onDone: () => void }) {
+  const [key, setKey] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  async function submit(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await request({ type: 'backup.join', recoveryKey: key });
+      setKey('');
+      onDone();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <form onSubmit={submit} data-testid="join">
+      <p>Your account has a backup (version {version}, {count} keys). Enter its recovery key so this extension can add keys to it.
+        The key is checked against the backup and then forgotten; only its public half is kept.</p>
+      <label>Backup recovery key
+        <input name="recoveryKey" type="password" autocomplete="off" spellcheck={false} required placeholder="EsTc LW2K …" value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+      </label>
+      {error !== null && <ErrorText error={error} />}
+      <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Use this backup'}</button>
+    </form>
   );
 }
 

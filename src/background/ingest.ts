@@ -1,0 +1,89 @@
+/**
+ * The one entry point for new sessions, whatever their source (an imported key file today, the page
+ * API later): validate each, encrypt it at once to the pinned backup key, store it pending. Bad
+ * sessions are rejected one by one with a reason; the good ones go ahead.
+ */
+import { encryptSessionData, parseExportedSession } from '../core/index.ts';
+import { forwardedCountFor } from '../core/upload/request.ts';
+import { sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
+import { AppError, noBackupMessage } from './errors.ts';
+
+export interface RejectedSession {
+  /** Position in the list handed over. */
+  index: number;
+  roomId?: string;
+  sessionId?: string;
+  kind: string;
+  reason: string;
+}
+
+export interface IngestResult {
+  /** New sessions, or better copies of known ones, now stored and pending upload. */
+  stored: number;
+  /** Already held as good or better: nothing to do. */
+  unchanged: number;
+  rejected: RejectedSession[];
+}
+
+/** Encryptions in flight at once: enough to keep WebCrypto busy, few enough to bound memory. */
+const ENCRYPT_CONCURRENCY = 64;
+
+export async function ingestSessions(vault: Vault, sessions: readonly unknown[], now: () => number = Date.now): Promise<IngestResult> {
+  const pin = await vault.getPin();
+  if (!pin) throw new AppError('no-backup', noBackupMessage);
+
+  const rejected: RejectedSession[] = [];
+  const valid: Array<{ index: number; parsed: ReturnType<typeof parseExportedSession> }> = [];
+  sessions.forEach((raw, index) => {
+    try {
+      valid.push({ index, parsed: parseExportedSession(raw) });
+    } catch (e) {
+      rejected.push({ index, ...routing(raw), kind: errorKind(e), reason: e instanceof Error ? e.message : String(e) });
+    }
+  });
+
+  // Skip what is already held as good or better before paying for encryption.
+  const stored = await vault.storedCopies(valid.map(({ parsed }) => [parsed.roomId, parsed.sessionId] as const));
+  const needed = valid.filter(({ parsed }) => {
+    const copy = stored.get(sessionKey(parsed.roomId, parsed.sessionId));
+    return !copy || copy.publicKey !== pin.publicKey || parsed.firstMessageIndex < copy.firstMessageIndex;
+  });
+
+  const rows: StoredSession[] = [];
+  for (let i = 0; i < needed.length; i += ENCRYPT_CONCURRENCY) {
+    const chunk = needed.slice(i, i + ENCRYPT_CONCURRENCY);
+    const encrypted = await Promise.all(chunk.map(({ parsed }) => encryptSessionData(pin.publicKey, parsed.data)));
+    chunk.forEach(({ parsed }, j) => {
+      rows.push({
+        roomId: parsed.roomId,
+        sessionId: parsed.sessionId,
+        firstMessageIndex: parsed.firstMessageIndex,
+        forwardedCount: forwardedCountFor(parsed.forwardingChainLength),
+        senderKey: parsed.senderKey,
+        publicKey: pin.publicKey,
+        sessionData: encrypted[j]!,
+        uploadedEpoch: 0,
+        revision: crypto.randomUUID(),
+        storedAt: now(),
+      });
+    });
+  }
+  const outcomes = await vault.putSessions(rows);
+  const storedCount = outcomes.filter((o) => o === 'stored').length;
+  return { stored: storedCount, unchanged: valid.length - storedCount, rejected };
+}
+
+function errorKind(e: unknown): string {
+  const kind = (e as { kind?: unknown } | null)?.kind;
+  return typeof kind === 'string' ? kind : 'invalid';
+}
+
+/** Whatever routing fields a rejected entry has, so the user can tell which session it was. */
+function routing(raw: unknown): { roomId?: string; sessionId?: string } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { room_id: roomId, session_id: sessionId } = raw as { room_id?: unknown; session_id?: unknown };
+  return {
+    ...(typeof roomId === 'string' ? { roomId: roomId.slice(0, 255) } : {}),
+    ...(typeof sessionId === 'string' ? { sessionId: sessionId.slice(0, 255) } : {}),
+  };
+}
