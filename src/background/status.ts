@@ -7,7 +7,7 @@ import { inspectServerBackup, pinSummary } from './backup.ts';
 export async function uploadSummary(vault: Vault, running: boolean): Promise<UploadSummary> {
   const [pin, state, stored] = await Promise.all([vault.getPin(), vault.getUploadState(), vault.countSessions()]);
   const pending = pin ? await vault.countPending(pin.publicKey, pin.epoch) : 0;
-  const phase: UploadSummary['phase'] = state.stopped ? 'stopped' : running ? 'uploading' : state.retryAt !== null ? 'waiting' : 'idle';
+  const phase: UploadSummary['phase'] = state.stopped ? 'stopped' : running && pending > 0 ? 'uploading' : state.retryAt !== null ? 'waiting' : 'idle';
   return {
     phase,
     pending,

@@ -30,6 +30,12 @@ export function describeUpload(upload: UploadSummary, now: number): string {
   }
 }
 
+/** An error from before the last successful upload is history, not news, once everything is uploaded. */
+export function errorStillRelevant(upload: UploadSummary): boolean {
+  if (!upload.lastError) return false;
+  return upload.phase !== 'idle' || upload.lastSuccessAt === null || upload.lastError.at > upload.lastSuccessAt;
+}
+
 /** "in 12 s", "3 min ago", or a clock time for anything far away. */
 export function formatWhen(at: number, now: number): string {
   const delta = Math.round((at - now) / 1000);

@@ -6,7 +6,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { ServerBackupSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
-import { describeUpload, formatWhen } from './describe.ts';
+import { describeUpload, errorStillRelevant, formatWhen } from './describe.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage } from './ui.tsx';
 
 const POLL_MS = 1000;
@@ -51,8 +51,7 @@ function Popup() {
         {status && (
           <p class="muted small" data-testid="worker-status">
             Background worker running (version {status.worker.version}).{' '}
-            {persistent === true && 'Storage is persistent.'}
-            {persistent === false && 'Storage is not marked persistent: the browser may evict it under pressure.'}
+            {persistent !== null && `Persistent storage: ${persistent ? 'granted' : 'not granted'}.`}
           </p>
         )}
       </main>
@@ -138,14 +137,16 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
       {backup && (
         <>
           <h2>Backup version {backup.version}</h2>
-          <p data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>
+          {upload.phase === 'stopped'
+            ? <Alert tone="warning"><span data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</span></Alert>
+            : <p data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>}
           {upload.notice && <Alert tone="warning">{upload.notice.message}</Alert>}
           <dl class="facts">
             <dt>Keys on the server</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : '—')}</dd>
             <dt>Keys waiting to upload</dt><dd data-testid="pending-count">{upload.pending}</dd>
             <dt>Keys held here</dt><dd data-testid="stored-count">{upload.stored}</dd>
             <dt>Last successful upload</dt><dd>{upload.lastSuccessAt ? formatWhen(upload.lastSuccessAt, now) : 'never'}</dd>
-            {upload.lastError && (
+            {upload.lastError && errorStillRelevant(upload) && (
               <><dt>Last error</dt><dd data-testid="last-error">{upload.lastError.message} ({formatWhen(upload.lastError.at, now)})</dd></>
             )}
           </dl>

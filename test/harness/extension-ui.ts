@@ -5,7 +5,8 @@
 import { expect } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ImportSummary, VaultStatus } from '../../src/shared/messages.ts';
-import type { ExtensionBrowser } from './browser.ts';
+import { join } from 'node:path';
+import { repoRoot, type ExtensionBrowser } from './browser.ts';
 
 export async function workerStatus(page: Page, refresh = false): Promise<VaultStatus> {
   const result = await page.evaluate((r) => chrome.runtime.sendMessage({ type: 'status.get', refresh: r }), refresh);
@@ -31,6 +32,7 @@ export async function createBackupViaPage(ext: ExtensionBrowser, popup: Page): P
   const recoveryKey = (await page.getByTestId('recovery-key').textContent())!.trim();
   expect(recoveryKey).toMatch(/^Es[STU][1-9A-HJ-NP-Za-km-z]( ?[1-9A-HJ-NP-Za-km-z]){44}/);
   await expect.poll(() => page.getByTestId('create').isDisabled()).toBe(true); // not before "I have saved it"
+  await page.screenshot({ path: join(repoRoot, 'test-results', 'create-backup.png'), fullPage: true });
   await page.getByTestId('saved').check();
   await page.getByTestId('create').click();
   await page.getByTestId('created').waitFor({ timeout: 30_000 });
