@@ -6,7 +6,7 @@
  */
 import { checkServerBackup, type ServerBackupInfo } from '../core/upload/pin.ts';
 import { buildRoomKeysBody, type RoomKeysBody } from '../core/upload/request.ts';
-import { decideOnFailure, onUploadSuccess, type UploadFailure, type UploadState } from '../core/upload/state.ts';
+import { decideOnFailure, growBatch, isSizeFailure, onUploadSuccess, shrinkBatch, type UploadFailure, type UploadState } from '../core/upload/state.ts';
 import type { Vault } from '../platform/vault.ts';
 
 /** What the driver needs from the homeserver. */
@@ -81,7 +81,8 @@ export class UploadDriver {
         await this.deps.scheduleWake(state.retryAt);
         return 'waiting';
       }
-      const batch = await vault.pendingBatch(pin.publicKey, pin.epoch, this.deps.batchSize);
+      const limit = Math.min(this.deps.batchSize, state.batchLimit ?? this.deps.batchSize);
+      const batch = await vault.pendingBatch(pin.publicKey, pin.epoch, limit);
       if (batch.length === 0) {
         await this.deps.scheduleWake(null);
         if (state.retryAt !== null) await this.saveState({ ...state, retryAt: null });
@@ -94,12 +95,15 @@ export class UploadDriver {
       try {
         const response = await server.putRoomKeys(pin.version, buildRoomKeysBody(batch));
         await vault.markUploaded(batch, pin.epoch);
-        state = onUploadSuccess(state, response, now());
+        state = growBatch(onUploadSuccess(state, response, now()), this.deps.batchSize);
         await this.saveState(state);
         await this.deps.keepAlive();
         continue;
       } catch (e) {
-        const { state: failed, decision } = decideOnFailure(state, toUploadFailure(e), now(), this.deps.random);
+        const failure = toUploadFailure(e);
+        const decided = decideOnFailure(state, failure, now(), this.deps.random);
+        const { decision } = decided;
+        const failed = isSizeFailure(failure) ? shrinkBatch(decided.state, batch.length) : decided.state;
         switch (decision.action) {
           case 'none':
             return 'aborted';
@@ -152,7 +156,7 @@ export class UploadDriver {
 /** Maps whatever the homeserver client threw onto the engine's three kinds of failure (plus bugs). */
 export function toUploadFailure(e: unknown): UploadFailure {
   const err = (typeof e === 'object' && e !== null ? e : {}) as {
-    kind?: unknown; message?: unknown; status?: unknown; errcode?: unknown; retryAfterMs?: unknown; currentVersion?: unknown;
+    kind?: unknown; message?: unknown; status?: unknown; errcode?: unknown; retryAfterMs?: unknown; currentVersion?: unknown; reason?: unknown;
   };
   const message = typeof err.message === 'string' ? err.message : String(e);
   switch (err.kind) {
@@ -166,7 +170,7 @@ export function toUploadFailure(e: unknown): UploadFailure {
         ...(typeof err.currentVersion === 'string' ? { currentVersion: err.currentVersion } : {}),
       };
     case 'connection':
-      return { kind: 'connection', message };
+      return { kind: 'connection', message, timedOut: err.reason === 'timeout' };
     case 'aborted':
       return { kind: 'aborted', message };
     default:

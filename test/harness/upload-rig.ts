@@ -55,18 +55,28 @@ export interface Rig {
   /** Runs the driver as alarms would: again and again, jumping the clock to each wake time, until it settles. */
   runUntilSettled(maxRuns?: number): Promise<RunOutcome>;
   puts(): number;
+  /** Sessions in each PUT the driver attempted, in order. */
+  batchSizes(): number[];
   wakes(): Array<number | null>;
 }
 
 export function uploadRig(vault: Vault, server: () => Promise<BackupServer | null>, options: { batchSize?: number } = {}): Rig {
   let skew = 0;
   let puts = 0;
+  const batchSizes: number[] = [];
   const wakes: Array<number | null> = [];
   const now = () => Date.now() + skew;
   const countingServer = async (): Promise<BackupServer | null> => {
     const s = await server();
     if (!s) return null;
-    return { ...s, putRoomKeys: (v, b) => { puts++; return s.putRoomKeys(v, b); } };
+    return {
+      ...s,
+      putRoomKeys: (v, b) => {
+        puts++;
+        batchSizes.push(Object.values(b.rooms).reduce((n, room) => n + Object.keys(room.sessions).length, 0));
+        return s.putRoomKeys(v, b);
+      },
+    };
   };
   const driver = new UploadDriver({
     vault,
@@ -82,6 +92,7 @@ export function uploadRig(vault: Vault, server: () => Promise<BackupServer | nul
     driver,
     skew: () => skew,
     puts: () => puts,
+    batchSizes: () => batchSizes.slice(),
     wakes: () => wakes,
     async runUntilSettled(maxRuns = 500) {
       for (let i = 0; i < maxRuns; i++) {

@@ -154,6 +154,26 @@ describe('upload engine against Synapse', () => {
     });
   });
 
+  it('halves the batch after a timeout, so a slow link still gets every session through', async () => {
+    const { user, client } = await newUser();
+    const { version, publicKey } = await createServerBackup(client, randomKey());
+    const vault = await freshVault();
+    await vault.setPin(pinFor(user, version, publicKey));
+    await ingestSessions(vault, sessions.slice(0, 300));
+    const proxy = await startFaultProxy(synapse.baseUrl, { match: { method: 'PUT' }, script: ['stall', 'stall'], stallMs: 2000 });
+    try {
+      const viaProxy = new HomeserverClient({ baseUrl: proxy.baseUrl, accessToken: user.accessToken });
+      const rig = uploadRig(vault, async () => backupServer(viaProxy, 500), { batchSize: 100 });
+      expect(await rig.runUntilSettled()).toBe('idle');
+      expect(proxy.counts().injected.stall).toBe(2);
+      expect(rig.batchSizes().slice(0, 5)).toEqual([100, 50, 25, 50, 100]);
+      expect((await vault.getUploadState()).batchLimit).toBeNull();
+      expect((await client.getBackupVersion(version)).count).toBe(300);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('follows a new version with the same key and re-uploads everything to it', async () => {
     const { user, client } = await newUser();
     const key = randomKey();

@@ -32,6 +32,8 @@ export interface UploadState {
   serverEtag: string | null;
   /** A change the user should hear about although uploading goes on (e.g. a new version, same key). */
   notice: { message: string; at: number } | null;
+  /** Fewer sessions per request than the default, after a timeout or a body too large; null = default. */
+  batchLimit: number | null;
 }
 
 export const initialUploadState: UploadState = {
@@ -43,6 +45,7 @@ export const initialUploadState: UploadState = {
   serverCount: null,
   serverEtag: null,
   notice: null,
+  batchLimit: null,
 };
 
 /**
@@ -62,7 +65,7 @@ export function backoffDelay(attempt: number, random: () => number): number {
 /** The failure of one upload request, as the engine classifies it. */
 export type UploadFailure =
   | { kind: 'homeserver'; status: number; errcode?: string; message: string; retryAfterMs?: number; currentVersion?: string }
-  | { kind: 'connection'; message: string }
+  | { kind: 'connection'; message: string; timedOut?: boolean }
   | { kind: 'aborted'; message: string }
   /** Anything else (a bug, a malformed local row): shown, and retried with backoff. */
   | { kind: 'internal'; message: string };
@@ -119,4 +122,26 @@ export function decideOnFailure(
 
 export function onUploadSuccess(state: UploadState, response: { etag: string; count: number }, now: number): UploadState {
   return { ...state, attempt: 0, retryAt: null, lastSuccessAt: now, serverCount: response.count, serverEtag: response.etag };
+}
+
+/** The smallest batch a shrinking upload goes down to. */
+export const MIN_BATCH = 10;
+
+/**
+ * A request that timed out, or a body the server refused as too large (413 M_TOO_LARGE), would fail
+ * the same way at the same size forever on a slow link: such failures halve the next batch.
+ */
+export function isSizeFailure(failure: UploadFailure): boolean {
+  return (failure.kind === 'connection' && failure.timedOut === true) || (failure.kind === 'homeserver' && failure.status === 413);
+}
+
+export function shrinkBatch(state: UploadState, failedBatchSize: number): UploadState {
+  return { ...state, batchLimit: Math.max(MIN_BATCH, Math.floor(failedBatchSize / 2)) };
+}
+
+/** After a success the batch doubles back towards the default. */
+export function growBatch(state: UploadState, defaultSize: number): UploadState {
+  if (state.batchLimit === null) return state;
+  const next = state.batchLimit * 2;
+  return { ...state, batchLimit: next >= defaultSize ? null : next };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoff, backoffDelay, decideOnFailure, initialUploadState, onUploadSuccess } from '../../../src/core/upload/state.ts';
+import { backoff, backoffDelay, decideOnFailure, growBatch, initialUploadState, isSizeFailure, MIN_BATCH, onUploadSuccess, shrinkBatch } from '../../../src/core/upload/state.ts';
 
 const now = 1_000_000;
 const mid = () => 0.5;
@@ -74,5 +74,25 @@ describe('upload engine decisions', () => {
     const failing = decideOnFailure(initialUploadState, { kind: 'connection', message: 'x' }, now, mid).state;
     const ok = onUploadSuccess(failing, { etag: '12', count: 500 }, now + 1);
     expect(ok).toMatchObject({ attempt: 0, retryAt: null, lastSuccessAt: now + 1, serverCount: 500, serverEtag: '12' });
+  });
+});
+
+describe('batch size after timeouts', () => {
+  it('counts timeouts and 413 as size failures, other errors not', () => {
+    expect(isSizeFailure({ kind: 'connection', message: 'x', timedOut: true })).toBe(true);
+    expect(isSizeFailure({ kind: 'homeserver', status: 413, errcode: 'M_TOO_LARGE', message: 'x' })).toBe(true);
+    expect(isSizeFailure({ kind: 'connection', message: 'x' })).toBe(false);
+    expect(isSizeFailure({ kind: 'homeserver', status: 500, message: 'x' })).toBe(false);
+  });
+
+  it('halves down to a floor and doubles back to the default', () => {
+    let state = shrinkBatch(initialUploadState, 500);
+    expect(state.batchLimit).toBe(250);
+    for (let i = 0; i < 10; i++) state = shrinkBatch(state, state.batchLimit!);
+    expect(state.batchLimit).toBe(MIN_BATCH);
+    const sizes: Array<number | null> = [];
+    while (state.batchLimit !== null) { state = growBatch(state, 500); sizes.push(state.batchLimit); }
+    expect(sizes).toEqual([20, 40, 80, 160, 320, null]);
+    expect(growBatch(initialUploadState, 500)).toBe(initialUploadState);
   });
 });
