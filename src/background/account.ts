@@ -21,10 +21,7 @@ async function refuseIfSignedIn(vault: Vault): Promise<void> {
 
 async function remember(vault: Vault, account: Omit<StoredAccount, 'accessToken' | 'connectedAt'>, accessToken: string): Promise<AccountSummary> {
   const stored: StoredAccount = { ...account, accessToken: await sealToken(vault, accessToken), connectedAt: Date.now() };
-  await vault.setAccount(stored);
-  // A pin belongs to one account's backup: never let another account inherit it.
-  const pin = await vault.getPin();
-  if (pin && pin.userId !== account.userId) await vault.clearPin();
+  await vault.connectAccount(stored);
   return summarize(stored);
 }
 
@@ -48,18 +45,20 @@ export async function signInWithToken(vault: Vault, homeserver: string, accessTo
   }, accessToken);
 }
 
+async function clientForAccount(vault: Vault, account: StoredAccount): Promise<HomeserverClient> {
+  return new HomeserverClient({ baseUrl: account.homeserverUrl, accessToken: await openToken(vault, account.accessToken) });
+}
+
 /** A client for the signed-in account, or null. */
 export async function clientFor(vault: Vault): Promise<HomeserverClient | null> {
   const account = await vault.getAccount();
-  if (!account) return null;
-  return new HomeserverClient({ baseUrl: account.homeserverUrl, accessToken: await openToken(vault, account.accessToken) });
+  return account ? clientForAccount(vault, account) : null;
 }
 
 export async function requireClient(vault: Vault): Promise<{ client: HomeserverClient; userId: string }> {
   const account = await vault.getAccount();
   if (!account) throw new AppError('not-signed-in', 'Sign in to your Matrix account first.');
-  const accessToken = await openToken(vault, account.accessToken);
-  return { client: new HomeserverClient({ baseUrl: account.homeserverUrl, accessToken }), userId: account.userId };
+  return { client: await clientForAccount(vault, account), userId: account.userId };
 }
 
 /**
@@ -72,9 +71,8 @@ export async function signOut(vault: Vault): Promise<SignOutOutcome> {
   if (!account) throw new AppError('not-signed-in', 'No account is signed in.');
   let outcome: SignOutOutcome = 'session-kept';
   if (account.ownsDevice) {
-    const client = new HomeserverClient({ baseUrl: account.homeserverUrl, accessToken: await openToken(vault, account.accessToken) });
     try {
-      await client.logout({ timeoutMs: 10_000 });
+      await (await clientForAccount(vault, account)).logout({ timeoutMs: 10_000 });
       outcome = 'session-ended';
     } catch (e) {
       const status = (e as { status?: number }).status;

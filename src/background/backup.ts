@@ -7,14 +7,13 @@ import {
   backupKeyFromSecretStorage, backupKeyMatches, backupPublicKey, BACKUP_ALGORITHM, decodeRecoveryKey, isCoreError,
   MEGOLM_BACKUP_SECRET_NAME, type SecretStorageKeyDescription,
 } from '../core/index.ts';
-import type { BackupPin, ServerBackupInfo } from '../core/upload/pin.ts';
+import { backupUsesKey, type BackupPin, type ServerBackupInfo } from '../core/upload/pin.ts';
 import { initialUploadState } from '../core/upload/state.ts';
 import type { BackupVersionInfo } from '../core/wire.ts';
 import type { HomeserverClient } from '../platform/homeserver.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { PinSummary, ServerBackupSummary } from '../shared/messages.ts';
-import { AppError } from './errors.ts';
-import { toWireError } from './errors.ts';
+import { AppError, toWireError } from './errors.ts';
 
 export function pinSummary(pin: BackupPin): PinSummary {
   return { version: pin.version, publicKey: pin.publicKey, source: pin.source, pinnedAt: pin.pinnedAt };
@@ -40,7 +39,7 @@ export async function inspectServerBackup(client: HomeserverClient, pin: BackupP
       algorithm: info.algorithm,
       count: info.count,
       supported: info.state === 'supported',
-      usesPinnedKey: !!pin && info.state === 'supported' && info.auth_data.public_key.replace(/=+$/, '') === pin.publicKey.replace(/=+$/, ''),
+      usesPinnedKey: !!pin && backupUsesKey(toServerBackupInfo(info), pin.publicKey),
     };
   } catch (e) {
     return { state: 'unreachable', error: toWireError(e) };

@@ -12,6 +12,7 @@ export type AppErrorKind =
   | 'unsupported-algorithm'
   | 'not-a-key' // the text is not a recovery key at all (format)
   | 'wrong-key' // a valid recovery key that does not match the backup
+  | 'too-large' // a session far larger than any real one
   | 'bad-request'; // a malformed message from an extension page
 
 export class AppError extends Error {

@@ -4,39 +4,28 @@
  * sessions are rejected one by one with a reason; the good ones go ahead.
  */
 import { encryptSessionData, parseExportedSession } from '../core/index.ts';
-import { forwardedCountFor } from '../core/upload/request.ts';
+import { forwardedCountFor, MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
 import { sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
+import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { AppError, noBackupMessage } from './errors.ts';
-
-export interface RejectedSession {
-  /** Position in the list handed over. */
-  index: number;
-  roomId?: string;
-  sessionId?: string;
-  kind: string;
-  reason: string;
-}
-
-export interface IngestResult {
-  /** New sessions, or better copies of known ones, now stored and pending upload. */
-  stored: number;
-  /** Already held as good or better: nothing to do. */
-  unchanged: number;
-  rejected: RejectedSession[];
-}
 
 /** Encryptions in flight at once: enough to keep WebCrypto busy, few enough to bound memory. */
 const ENCRYPT_CONCURRENCY = 64;
 
-export async function ingestSessions(vault: Vault, sessions: readonly unknown[], now: () => number = Date.now): Promise<IngestResult> {
+export async function ingestSessions(vault: Vault, sessions: readonly unknown[], now: () => number = Date.now): Promise<ImportSummary> {
   const pin = await vault.getPin();
   if (!pin) throw new AppError('no-backup', noBackupMessage);
 
-  const rejected: RejectedSession[] = [];
+  const rejected: RejectedSessionSummary[] = [];
   const valid: Array<{ index: number; parsed: ReturnType<typeof parseExportedSession> }> = [];
   sessions.forEach((raw, index) => {
     try {
-      valid.push({ index, parsed: parseExportedSession(raw) });
+      const parsed = parseExportedSession(raw);
+      const size = new TextEncoder().encode(JSON.stringify(parsed.data)).length;
+      if (size > MAX_SESSION_JSON_BYTES) {
+        throw new AppError('too-large', `This session is ${size} bytes of JSON; real ones are under 1 KB and at most ${MAX_SESSION_JSON_BYTES} are accepted.`);
+      }
+      valid.push({ index, parsed });
     } catch (e) {
       rejected.push({ index, ...routing(raw), kind: errorKind(e), reason: e instanceof Error ? e.message : String(e) });
     }

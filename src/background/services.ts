@@ -2,6 +2,7 @@
  * The worker's services, built once behind the one ready promise: the vault and the upload driver,
  * wired to the homeserver client and the alarms API.
  */
+import type { HomeserverClient } from '../platform/homeserver.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { WorkerStatus } from '../shared/messages.ts';
 import { clientFor } from './account.ts';
@@ -21,10 +22,11 @@ import { UploadDriver, type BackupServer } from './upload-driver.ts';
  * A PUT costs Synapse ≈ 6 ms plus ≈ 0.02 ms per session, so past 500 the whole import gains ≤ 6 %
  * (≈ 15 % for 1,000 with a simulated 50 ms round trip, `--rtt 50`). What grows is the body, 0.84 KiB
  * per session, and it must be sent within UPLOAD_TIMEOUT_MS: on a 1 Mbit/s uplink 500 sessions take
- * ≈ 3.5 s, 1,000 ≈ 7 s and 2,000 ≈ 14 s. A batch that times out is retried whole at the same size,
- * so a size that a slow link cannot carry never gets through; 500 still fits at ≈ 0.25 Mbit/s.
- * Synapse also holds the user's room-keys lock for the whole request (reference §1.5), and its
- * 12.5 MiB body limit is ≈ 15,000 sessions away.
+ * ≈ 3.5 s, 1,000 ≈ 7 s and 2,000 ≈ 14 s; 500 still fits at ≈ 0.25 Mbit/s, and on slower links a
+ * timed-out batch is halved (src/core/upload/state.ts `shrinkBatch`). Synapse serialises one user's
+ * room-keys writes (reference §1.5, "Writes for one user are serialised"), so a big request also
+ * delays the user's other clients; its 12.5 MiB body limit is far away (sessions are capped at
+ * 8 KiB, src/core/upload/request.ts).
  */
 export const UPLOAD_BATCH_SIZE = 500;
 
@@ -47,16 +49,20 @@ export interface ServiceHooks {
   report(error: unknown): void;
 }
 
-export async function backupServerFor(vault: Vault): Promise<BackupServer | null> {
-  const client = await clientFor(vault);
-  if (!client) return null;
+/** The two calls the upload driver makes, on a homeserver client. */
+export function backupServer(client: HomeserverClient, timeoutMs = UPLOAD_TIMEOUT_MS): BackupServer {
   return {
-    putRoomKeys: (version, body) => client.putBackupKeys(version, body, { timeoutMs: UPLOAD_TIMEOUT_MS }),
+    putRoomKeys: (version, body) => client.putBackupKeys(version, body, { timeoutMs }),
     currentBackup: async () => {
-      const info = await client.getLatestBackupVersion({ timeoutMs: UPLOAD_TIMEOUT_MS });
+      const info = await client.getLatestBackupVersion({ timeoutMs });
       return info ? toServerBackupInfo(info) : null;
     },
   };
+}
+
+export async function backupServerFor(vault: Vault): Promise<BackupServer | null> {
+  const client = await clientFor(vault);
+  return client ? backupServer(client) : null;
 }
 
 export function createServices(vault: Vault, hooks: ServiceHooks): Services {

@@ -4,9 +4,12 @@
  * and resume from the vault. Retries are alarm times stored with the state, never in-process sleeps.
  * A batch re-sent after a kill is harmless: the server keeps one entry per session.
  */
-import { checkServerBackup, type ServerBackupInfo } from '../core/upload/pin.ts';
+import { checkServerBackup, type BackupPin, type ServerBackupInfo } from '../core/upload/pin.ts';
 import { buildRoomKeysBody, type RoomKeysBody } from '../core/upload/request.ts';
-import { decideOnFailure, growBatch, isSizeFailure, onUploadSuccess, shrinkBatch, type UploadFailure, type UploadState } from '../core/upload/state.ts';
+import {
+  backoff, decideOnFailure, growBatch, isSizeFailure, onUploadSuccess, shrinkBatch,
+  type FailureDecision, type StopReason, type UploadFailure, type UploadState,
+} from '../core/upload/state.ts';
 import type { Vault } from '../platform/vault.ts';
 
 /** What the driver needs from the homeserver. */
@@ -24,8 +27,6 @@ export interface UploadDriverDeps {
   scheduleWake(at: number | null): Promise<void>;
   /** Tells the browser the worker is busy (an extension API call resets its idle timer). */
   keepAlive(): Promise<void>;
-  /** Told after every state change, so open pages can refresh. */
-  onChange?(): void;
   now(): number;
   random(): number;
   batchSize: number;
@@ -65,90 +66,96 @@ export class UploadDriver {
     return this.running;
   }
 
-  private async saveState(state: UploadState): Promise<void> {
-    await this.deps.vault.setUploadState(state);
-    this.deps.onChange?.();
+  private async drain(): Promise<RunOutcome> {
+    for (;;) {
+      const outcome = await this.step();
+      if (outcome !== 'continue') return outcome;
+    }
   }
 
-  private async drain(): Promise<RunOutcome> {
-    const { vault, now } = this.deps;
-    for (;;) {
-      const pin = await vault.getPin();
-      if (!pin) return 'no-pin';
-      let state = await vault.getUploadState();
-      if (state.stopped) return 'stopped';
-      if (state.retryAt !== null && state.retryAt > now()) {
-        await this.deps.scheduleWake(state.retryAt);
-        return 'waiting';
-      }
-      const limit = Math.min(this.deps.batchSize, state.batchLimit ?? this.deps.batchSize);
-      const batch = await vault.pendingBatch(pin.publicKey, pin.epoch, limit);
-      if (batch.length === 0) {
-        await this.deps.scheduleWake(null);
-        if (state.retryAt !== null) await this.saveState({ ...state, retryAt: null });
-        return 'idle';
-      }
-      const server = await this.deps.server();
-      if (!server) return 'signed-out';
+  /** One batch, from reading the vault to writing the outcome back: 'continue', or how the run ends. */
+  private async step(): Promise<RunOutcome | 'continue'> {
+    const { vault, now, batchSize } = this.deps;
+    const pin = await vault.getPin();
+    if (!pin) return 'no-pin';
+    const state = await vault.getUploadState();
+    if (state.stopped) return 'stopped';
+    if (state.retryAt !== null && state.retryAt > now()) {
+      await this.deps.scheduleWake(state.retryAt);
+      return 'waiting';
+    }
+    const batch = await vault.pendingBatch(pin.publicKey, pin.epoch, Math.min(batchSize, state.batchLimit ?? batchSize));
+    if (batch.length === 0) {
+      await this.deps.scheduleWake(null);
+      if (state.retryAt !== null) await vault.setUploadStateIfPinned(pin, { ...state, retryAt: null });
+      return 'idle';
+    }
+    // Before anything that can fail or hang: if the worker dies from here on, this alarm resumes.
+    await this.deps.scheduleWake(now() + RESUME_AFTER_MS);
+    let server: BackupServer | null;
+    try {
+      server = await this.deps.server();
+    } catch (e) {
+      return this.onFailure(pin, state, null, toUploadFailure(e), batch.length);
+    }
+    if (!server) return 'signed-out';
+    try {
+      const response = await server.putRoomKeys(pin.version, buildRoomKeysBody(batch));
+      await vault.markUploaded(batch, pin.epoch);
+      await vault.setUploadStateIfPinned(pin, growBatch(onUploadSuccess(state, response, now()), batchSize));
+      await this.deps.keepAlive();
+      return 'continue';
+    } catch (e) {
+      return this.onFailure(pin, state, server, toUploadFailure(e), batch.length);
+    }
+  }
 
-      await this.deps.scheduleWake(now() + RESUME_AFTER_MS);
-      try {
-        const response = await server.putRoomKeys(pin.version, buildRoomKeysBody(batch));
-        await vault.markUploaded(batch, pin.epoch);
-        state = growBatch(onUploadSuccess(state, response, now()), this.deps.batchSize);
-        await this.saveState(state);
-        await this.deps.keepAlive();
-        continue;
-      } catch (e) {
-        const failure = toUploadFailure(e);
-        const decided = decideOnFailure(state, failure, now(), this.deps.random);
-        const { decision } = decided;
-        const failed = isSizeFailure(failure) ? shrinkBatch(decided.state, batch.length) : decided.state;
-        switch (decision.action) {
-          case 'none':
-            return 'aborted';
-          case 'retry':
-            await this.saveState(failed);
-            await this.deps.scheduleWake(decision.at);
-            return 'waiting';
-          case 'stop':
-            await this.saveState(failed);
-            await this.deps.scheduleWake(null);
-            return 'stopped';
-          case 'recheck-version': {
-            let current: ServerBackupInfo | null;
-            try {
-              current = await server.currentBackup();
-            } catch (recheckError) {
-              const retry = decideOnFailure(failed, toUploadFailure(recheckError), now(), this.deps.random);
-              await this.saveState(retry.state);
-              if (retry.decision.action === 'retry') await this.deps.scheduleWake(retry.decision.at);
-              return retry.decision.action === 'stop' ? 'stopped' : 'waiting';
-            }
-            const check = checkServerBackup(pin, current, now());
-            if (check.outcome === 'follow') {
-              await vault.setPinAndUploadState(check.pin, {
-                ...failed, attempt: 0, retryAt: null, notice: { message: check.notice, at: now() },
-              });
-              this.deps.onChange?.();
-              continue;
-            }
-            if (check.outcome === 'unchanged') {
-              const retry = decideOnFailure(failed, { kind: 'internal', message: failed.lastError?.message ?? 'upload refused' }, now(), this.deps.random);
-              await this.saveState(retry.state);
-              if (retry.decision.action === 'retry') await this.deps.scheduleWake(retry.decision.at);
-              return 'waiting';
-            }
-            await this.saveState({
-              ...failed,
-              retryAt: null,
-              stopped: { kind: 'backup-changed', pinnedVersion: pin.version, currentVersion: check.currentVersion, errcode: decision.errcode },
-            });
-            await this.deps.scheduleWake(null);
-            return 'stopped';
-          }
-        }
+  private async onFailure(pin: BackupPin, state: UploadState, server: BackupServer | null, failure: UploadFailure, batchLength: number): Promise<RunOutcome | 'continue'> {
+    const { now, random } = this.deps;
+    const decided = decideOnFailure(state, failure, now(), random);
+    const failed = isSizeFailure(failure) ? shrinkBatch(decided.state, batchLength) : decided.state;
+    if (decided.decision.action !== 'recheck-version' || server === null) return this.settle(pin, failed, decided.decision);
+
+    let current: ServerBackupInfo | null;
+    try {
+      current = await server.currentBackup();
+    } catch (e) {
+      const retry = decideOnFailure(failed, toUploadFailure(e), now(), random);
+      return this.settle(pin, retry.state, retry.decision);
+    }
+    const check = checkServerBackup(pin, current, now());
+    switch (check.outcome) {
+      case 'follow':
+        await this.deps.vault.followPin(pin, check.pin, { ...failed, attempt: 0, retryAt: null, notice: { message: check.notice, at: now() } });
+        return 'continue';
+      case 'unchanged': {
+        const retry = decideOnFailure(failed, { kind: 'internal', message: failed.lastError?.message ?? 'upload refused' }, now(), random);
+        return this.settle(pin, retry.state, retry.decision);
       }
+      case 'stop': {
+        const reason: StopReason = { kind: 'backup-changed', pinnedVersion: pin.version, currentVersion: check.currentVersion, errcode: decided.decision.errcode };
+        return this.settle(pin, { ...failed, retryAt: null, stopped: reason }, { action: 'stop', reason });
+      }
+    }
+  }
+
+  /**
+   * Writes a failure's state and schedules what it decided. The write happens only if the pin is still
+   * the one this batch was for: when the user proved another backup's key meanwhile, that backup's
+   * fresh state stands and the loop goes on with it.
+   */
+  private async settle(pin: BackupPin, state: UploadState, decision: FailureDecision): Promise<RunOutcome | 'continue'> {
+    if (!(await this.deps.vault.setUploadStateIfPinned(pin, state))) return 'continue';
+    switch (decision.action) {
+      case 'none':
+        return 'aborted';
+      case 'stop':
+        await this.deps.scheduleWake(null);
+        return 'stopped';
+      case 'retry':
+      case 'recheck-version': // a re-check that itself was refused that way: try again later
+        await this.deps.scheduleWake(state.retryAt ?? this.deps.now() + backoff.baseMs);
+        return 'waiting';
     }
   }
 }

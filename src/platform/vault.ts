@@ -9,7 +9,7 @@
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
 import type { BackupPin } from '../core/upload/pin.ts';
 import type { EncryptedSessionDataWire, UploadableSession } from '../core/upload/request.ts';
-import { initialUploadState, type UploadState } from '../core/upload/state.ts';
+import { initialUploadState, onSignedIn, type UploadState } from '../core/upload/state.ts';
 
 export const VAULT_DB_NAME = 'matrix-key-vault';
 
@@ -59,6 +59,7 @@ interface VaultSchema extends DBSchema {
 }
 
 type UpgradeTx = IDBPTransaction<VaultSchema, StoreNames<VaultSchema>[], 'versionchange'>;
+type KvStore = IDBPTransaction<VaultSchema, ['kv'], 'readwrite'>['store'];
 
 /** Append-only: a released migration is never edited; a change is a new entry. */
 const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void> = [
@@ -98,22 +99,60 @@ export class Vault {
   }
 
   getAccount(): Promise<StoredAccount | undefined> { return this.get('account'); }
-  setAccount(account: StoredAccount): Promise<void> { return this.set('account', account); }
+
+  /**
+   * Stores the signed-in account in one transaction with what signing in means for the backup: a pin
+   * of another account is dropped (an account never inherits another's backup key), and a stop that
+   * asked the same account to sign in again is lifted.
+   */
+  async connectAccount(account: StoredAccount): Promise<void> {
+    const tx = this.db.transaction('kv', 'readwrite');
+    const [pin, upload] = await Promise.all([tx.store.get('pin') as Promise<BackupPin | undefined>, tx.store.get('upload') as Promise<UploadState | undefined>]);
+    const writes: Array<Promise<unknown>> = [tx.store.put(account, 'account')];
+    if (pin && pin.userId !== account.userId) {
+      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'));
+    } else if (upload) {
+      writes.push(tx.store.put(onSignedIn({ ...initialUploadState, ...upload }), 'upload'));
+    }
+    await Promise.all([...writes, tx.done]);
+  }
+
   async clearAccount(): Promise<void> { await this.db.delete('kv', 'account'); }
 
   getPin(): Promise<BackupPin | undefined> { return this.get('pin'); }
   setPin(pin: BackupPin): Promise<void> { return this.set('pin', pin); }
-  async clearPin(): Promise<void> { await this.db.delete('kv', 'pin'); }
 
   async getUploadState(): Promise<UploadState> {
     return { ...initialUploadState, ...(await this.get('upload')) };
   }
   setUploadState(state: UploadState): Promise<void> { return this.set('upload', state); }
 
-  /** Pin and upload state change together (a followed version resets the retry state). */
+  /** Pin and upload state change together (a newly proved key starts with a fresh state). */
   async setPinAndUploadState(pin: BackupPin, state: UploadState): Promise<void> {
     const tx = this.db.transaction('kv', 'readwrite');
     await Promise.all([tx.store.put(pin, 'pin'), tx.store.put(state, 'upload'), tx.done]);
+  }
+
+  /**
+   * Writes the upload state only if `pin` is still the pinned backup (compare-and-set): a run that
+   * started before the user proved another key must not overwrite that key's fresh state.
+   */
+  async setUploadStateIfPinned(pin: BackupPin, state: UploadState): Promise<boolean> {
+    return this.ifPinned(pin, (store) => [store.put(state, 'upload')]);
+  }
+
+  /** Moves the pin to a followed version (same key), if `from` is still the pinned backup. */
+  async followPin(from: BackupPin, to: BackupPin, state: UploadState): Promise<boolean> {
+    return this.ifPinned(from, (store) => [store.put(to, 'pin'), store.put(state, 'upload')]);
+  }
+
+  private async ifPinned(pin: BackupPin, write: (store: KvStore) => Array<Promise<unknown>>): Promise<boolean> {
+    const tx = this.db.transaction('kv', 'readwrite');
+    const current = (await tx.store.get('pin')) as BackupPin | undefined;
+    const same = current !== undefined && current.userId === pin.userId && current.version === pin.version &&
+      current.publicKey === pin.publicKey && current.epoch === pin.epoch;
+    await Promise.all([...(same ? write(tx.store) : []), tx.done]);
+    return same;
   }
 
   /** The key that seals the access token: generated once, non-extractable, kept here. */

@@ -66,7 +66,9 @@ export interface VaultStatus {
   server?: ServerBackupSummary;
 }
 
+/** A session refused on import, and why: the others go ahead. */
 export interface RejectedSessionSummary {
+  /** Position in the list handed over. */
   index: number;
   roomId?: string;
   sessionId?: string;
@@ -75,7 +77,9 @@ export interface RejectedSessionSummary {
 }
 
 export interface ImportSummary {
+  /** New sessions, or better copies of known ones, now stored and pending upload. */
   stored: number;
+  /** Already held as good or better: nothing to do. */
   unchanged: number;
   rejected: RejectedSessionSummary[];
 }

@@ -16,6 +16,7 @@ export const FAULT_KINDS = [
   'drop-before',  // socket destroyed before anything is forwarded: the server never hears
   'drop-after',   // forwarded, the server answers, then the socket is destroyed: the write happened
   'stall',        // nothing forwarded; the response is held for stallMs, then the socket closed
+  'wrong-version', // 403 M_WRONG_ROOM_KEYS_VERSION although the version is current (a race or a lying server)
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 /** A script step: a fault, or 'pass' to forward that request untouched. */
@@ -45,14 +46,15 @@ export interface FaultProxyOptions {
 }
 
 /**
- * Injected answers carry the CORS headers Synapse sends on every response (the spec requires them),
- * so a browser client sees the 429 or 500 itself rather than an opaque CORS failure.
+ * Injected answers carry exactly the CORS headers Synapse 1.163 sends on every response
+ * (synapse/http/server.py `set_cors_headers`), so a browser client sees what it would see from
+ * Synapse: the status and body, but not `Retry-After`, which Synapse does not expose.
  */
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
   'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization, Date',
-  'access-control-expose-headers': 'Retry-After',
+  'access-control-expose-headers': 'Synapse-Trace-Id, Server',
 };
 
 export interface ProxyEvent { method: string; path: string; fault: FaultKind | 'pass' }
@@ -221,6 +223,11 @@ export async function startFaultProxy(upstreamBaseUrl: string, initialPlan: Faul
       case 'drop-before':
         req.socket.destroy();
         return;
+      case 'wrong-version': {
+        // Synapse's own 403 echoes the version the client sent as current_version (reference §1.3).
+        const version = new URL(req.url ?? '/', 'http://proxy').searchParams.get('version') ?? '';
+        return json(403, { errcode: 'M_WRONG_ROOM_KEYS_VERSION', error: 'Wrong room_keys version (injected)', current_version: version });
+      }
       case 'drop-after':
         return forward(req, res, true);
       case 'stall': {

@@ -7,7 +7,7 @@
 import 'fake-indexeddb/auto';
 import { backupPublicKey, BACKUP_ALGORITHM } from '../../src/core/index.ts';
 import type { BackupPin } from '../../src/core/upload/pin.ts';
-import { toServerBackupInfo } from '../../src/background/backup.ts';
+import { backupServer as productionBackupServer } from '../../src/background/services.ts';
 import { UploadDriver, type BackupServer, type RunOutcome } from '../../src/background/upload-driver.ts';
 import { HomeserverClient } from '../../src/platform/homeserver.ts';
 import { Vault } from '../../src/platform/vault.ts';
@@ -106,12 +106,7 @@ export function uploadRig(vault: Vault, server: () => Promise<BackupServer | nul
   };
 }
 
+/** The production wiring (src/background/services.ts), with a shorter timeout for tests. */
 export function backupServer(client: HomeserverClient, timeoutMs = 5_000): BackupServer {
-  return {
-    putRoomKeys: (version, body) => client.putBackupKeys(version, body, { timeoutMs }),
-    currentBackup: async () => {
-      const info = await client.getLatestBackupVersion({ timeoutMs });
-      return info ? toServerBackupInfo(info) : null;
-    },
-  };
+  return productionBackupServer(client, timeoutMs);
 }

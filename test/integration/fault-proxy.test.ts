@@ -176,8 +176,35 @@ describe('fault proxy against Synapse', () => {
     expect(() => proxy.setPlan({ random: { seed: 1, rates: { nope: 0.1 } as Record<string, number> } })).toThrow(/unknown fault kind/);
   });
 
-  it('knows every kind it claims', () => {
-    expect(FAULT_KINDS).toHaveLength(8);
+  it('answers 403 M_WRONG_ROOM_KEYS_VERSION echoing the version sent, as Synapse does', async () => {
+    proxy.setPlan({ script: ['wrong-version'] });
+    const res = await fetch(`${proxy.baseUrl}/_matrix/client/v3/room_keys/keys?version=7`, { method: 'PUT', headers: auth(), body: '{"rooms":{}}' });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ errcode: 'M_WRONG_ROOM_KEYS_VERSION', current_version: '7' });
+    expect(proxy.counts()).toMatchObject({ forwarded: 0, injected: { 'wrong-version': 1 } });
+  });
+
+  it('injected answers carry Synapse\'s CORS headers and nothing more', async () => {
+    for (const kind of FAULT_KINDS.filter((k) => !['drop-before', 'drop-after', 'stall'].includes(k))) {
+      proxy.setPlan({ script: [kind] });
+      const res = await fetch(`${proxy.baseUrl}${versionsPath}`);
+      await res.arrayBuffer();
+      expect(res.headers.get('access-control-allow-origin'), kind).toBe('*');
+      expect(res.headers.get('access-control-expose-headers'), kind).toBe('Synapse-Trace-Id, Server');
+    }
+    const real = await fetch(`${synapse.baseUrl}${versionsPath}`);
+    await real.arrayBuffer();
+    expect(real.headers.get('access-control-expose-headers')).toBe('Synapse-Trace-Id, Server');
+  });
+
+  it('can hide .well-known so that discovery keeps using the proxy', async () => {
+    const hiding = await startFaultProxy(synapse.baseUrl, {}, { hideWellKnown: true });
+    try {
+      expect((await fetch(`${hiding.baseUrl}/.well-known/matrix/client`)).status).toBe(404);
+      expect((await fetch(`${proxy.baseUrl}/.well-known/matrix/client`)).status).toBe(200);
+    } finally {
+      await hiding.stop();
+    }
   });
 });
 

@@ -100,11 +100,12 @@ describe('upload engine against Synapse', () => {
       { ...good[0], algorithm: 'm.olm.v1.curve25519-aes-sha2' },
       'not an object',
       null,
+      { ...good[0], session_id: good[2]!.session_id, session_key: good[2]!.session_key, padding: 'x'.repeat(20_000) },
     ];
     const result = await ingestSessions(vault, [...good, ...bad]);
     expect(result.stored).toBe(5);
-    expect(result.rejected.map((r) => r.index)).toEqual([5, 6, 7, 8, 9, 10, 11]);
-    expect(result.rejected.map((r) => r.kind)).toEqual(['session-version', 'length', 'session-id', 'field', 'algorithm', 'field', 'field']);
+    expect(result.rejected.map((r) => r.index)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(result.rejected.map((r) => r.kind)).toEqual(['session-version', 'length', 'session-id', 'field', 'algorithm', 'field', 'field', 'too-large']);
     for (const r of result.rejected) expect(r.reason.length).toBeGreaterThan(10);
     expect(result.rejected[2]).toMatchObject({ roomId: good[0]!.room_id, sessionId: good[1]!.session_id });
     const rig = uploadRig(vault, async () => backupServer(client));

@@ -5,6 +5,7 @@
  * they have ensured that the auth_data is trusted"; reference §7).
  */
 
+import { unpadBase64 } from '../base64.ts';
 import { BACKUP_ALGORITHM } from '../types.ts';
 
 export { BACKUP_ALGORITHM };
@@ -33,13 +34,9 @@ export interface ServerBackupInfo {
   etag: string;
 }
 
-function stripPadding(b64: string): string {
-  return b64.replace(/=+$/, '');
-}
-
 /** Public keys compare as decoded bytes; unpadded and padded base64 of one key are the same key. */
 export function samePublicKey(a: string, b: string): boolean {
-  return stripPadding(a) === stripPadding(b);
+  return unpadBase64(a) === unpadBase64(b);
 }
 
 export function backupUsesKey(info: ServerBackupInfo, publicKey: string): boolean {

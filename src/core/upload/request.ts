@@ -52,3 +52,11 @@ export function buildRoomKeysBody(sessions: readonly UploadableSession[]): RoomK
 export function forwardedCountFor(forwardingChainLength: number): number {
   return Math.max(1, forwardingChainLength);
 }
+
+/**
+ * The largest session the extension accepts, as plaintext JSON. Real ones are about 600 bytes; the
+ * cap keeps a full batch (500 sessions, each growing by a third in base64) near 6 MB, well under
+ * Synapse's 12.5 MiB request limit, so no single hostile or broken session can make every request
+ * fail and block the queue behind it.
+ */
+export const MAX_SESSION_JSON_BYTES = 8 * 1024;

@@ -120,6 +120,11 @@ export function decideOnFailure(
   return { state: { ...state, attempt, lastError, retryAt: at }, decision: { action: 'retry', at } };
 }
 
+/** Signing in again is what a `signed-out` stop asked for: uploading resumes at once. */
+export function onSignedIn(state: UploadState): UploadState {
+  return state.stopped?.kind === 'signed-out' ? { ...state, stopped: null, retryAt: null, attempt: 0 } : state;
+}
+
 export function onUploadSuccess(state: UploadState, response: { etag: string; count: number }, now: number): UploadState {
   return { ...state, attempt: 0, retryAt: null, lastSuccessAt: now, serverCount: response.count, serverEtag: response.etag };
 }
@@ -128,11 +133,13 @@ export function onUploadSuccess(state: UploadState, response: { etag: string; co
 export const MIN_BATCH = 10;
 
 /**
- * A request that timed out, or a body the server refused as too large (413 M_TOO_LARGE), would fail
- * the same way at the same size forever on a slow link: such failures halve the next batch.
+ * Failures that may come from the size of the request halve the next batch: a timeout (a slow link
+ * never gets a large body through in time), 413 M_TOO_LARGE, and a dropped connection, which is how
+ * Synapse answers a body over its limit (reference §1.5). A drop that was only a network blip costs
+ * a few smaller batches before the size doubles back.
  */
 export function isSizeFailure(failure: UploadFailure): boolean {
-  return (failure.kind === 'connection' && failure.timedOut === true) || (failure.kind === 'homeserver' && failure.status === 413);
+  return failure.kind === 'connection' || (failure.kind === 'homeserver' && failure.status === 413);
 }
 
 export function shrinkBatch(state: UploadState, failedBatchSize: number): UploadState {

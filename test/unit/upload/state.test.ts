@@ -78,11 +78,13 @@ describe('upload engine decisions', () => {
 });
 
 describe('batch size after timeouts', () => {
-  it('counts timeouts and 413 as size failures, other errors not', () => {
+  it('counts timeouts, dropped connections and 413 as size failures, other errors not', () => {
     expect(isSizeFailure({ kind: 'connection', message: 'x', timedOut: true })).toBe(true);
+    expect(isSizeFailure({ kind: 'connection', message: 'socket hang up' })).toBe(true);
     expect(isSizeFailure({ kind: 'homeserver', status: 413, errcode: 'M_TOO_LARGE', message: 'x' })).toBe(true);
-    expect(isSizeFailure({ kind: 'connection', message: 'x' })).toBe(false);
     expect(isSizeFailure({ kind: 'homeserver', status: 500, message: 'x' })).toBe(false);
+    expect(isSizeFailure({ kind: 'homeserver', status: 429, message: 'x' })).toBe(false);
+    expect(isSizeFailure({ kind: 'internal', message: 'x' })).toBe(false);
   });
 
   it('halves down to a floor and doubles back to the default', () => {
