@@ -9,7 +9,7 @@ import { decryptKeyFile } from '../core/index.ts';
 import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { parseKeyList } from './key-list.ts';
-import { Alert, ErrorText, Header, requestPersistentStorage } from './ui.tsx';
+import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './ui.tsx';
 
 /** Sessions per message: large enough to amortise messaging, small enough to show progress. */
 const CHUNK = 500;
@@ -21,12 +21,12 @@ function describeFileError(e: unknown): unknown {
   const kind = (e as { kind?: string } | null)?.kind;
   switch (kind) {
     case 'hmac':
-      return new Error('The passphrase does not match this file (or the file is damaged).');
+      return new UiError('wrong-passphrase', 'The passphrase does not match this file (or the file is damaged).');
     case 'header':
     case 'trailer':
-      return new Error('This is not a Matrix key export file (the “BEGIN MEGOLM SESSION DATA” lines are missing).');
+      return new UiError('not-a-key-file', 'This is not a Matrix key export file (the “BEGIN MEGOLM SESSION DATA” lines are missing).');
     case 'version':
-      return new Error('This key file uses a format version this extension does not know.');
+      return new UiError('key-file-version', 'This key file uses a format version this extension does not know.');
     default:
       return e;
   }
@@ -51,7 +51,7 @@ function ImportKeys() {
     if (!file) return;
     setError(null);
     try {
-      if (file.size > MAX_FILE_BYTES) throw new Error('This file is too large to be a key export.');
+      if (file.size > MAX_FILE_BYTES) throw new UiError('too-large', 'This file is too large to be a key export.');
       setProgress({ phase: 'decrypting' });
       let plaintext: string;
       try {

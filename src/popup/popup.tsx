@@ -7,7 +7,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { ServerBackupSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { describeUpload, errorStillRelevant, formatWhen } from './describe.ts';
-import { Alert, ErrorText, Header, requestPersistentStorage } from './ui.tsx';
+import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './ui.tsx';
 
 const POLL_MS = 1000;
 
@@ -150,9 +150,7 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
               <><dt>Last error</dt><dd data-testid="last-error">{upload.lastError.message} ({formatWhen(upload.lastError.at, now)})</dd></>
             )}
           </dl>
-          {upload.phase === 'waiting' && (
-            <button class="secondary" onClick={async () => { await request({ type: 'upload.retry' }); onChange(); }}>Retry now</button>
-          )}
+          {upload.phase === 'waiting' && <RetryNow onDone={onChange} />}
           <p><a href="import.html" target="_blank" data-testid="open-import">Import a key file…</a></p>
         </>
       )}
@@ -161,11 +159,24 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
   );
 }
 
+function RetryNow({ onDone }: { onDone: () => void }) {
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <>
+      <button class="secondary" onClick={async () => {
+        setError(null);
+        try { await request({ type: 'upload.retry' }); onDone(); } catch (e) { setError(e); }
+      }}>Retry now</button>
+      {error !== null && <ErrorText error={error} />}
+    </>
+  );
+}
+
 function ServerBackup({ server, onChange, changed }: { server: ServerBackupSummary | undefined; onChange: () => void; changed: boolean }) {
   if (!server) return <p class="muted">Checking the server's backup…</p>;
   switch (server.state) {
     case 'unreachable':
-      return <ErrorText error={new Error(`Could not check the server's backup: ${server.error.message}`)} />;
+      return <ErrorText error={new UiError(server.error.kind, `Could not check the server's backup: ${server.error.message}`)} />;
     case 'none':
       return (
         <div>

@@ -1,6 +1,5 @@
 /** Small pieces shared by the popup and the extension pages. */
 import type { ComponentChildren } from 'preact';
-import { RequestError } from '../platform/messaging.ts';
 
 export function Header({ subtitle }: { subtitle?: string }) {
   return (
@@ -16,9 +15,18 @@ export function Alert({ children, tone = 'error' }: { children: ComponentChildre
   return <div class={`alert ${tone}`} role={tone === 'error' ? 'alert' : 'status'}>{children}</div>;
 }
 
+/** An error a page raises itself (a file it cannot read, a server it cannot check). */
+export class UiError extends Error {
+  constructor(readonly kind: string, message: string) {
+    super(message);
+    this.name = 'UiError';
+  }
+}
+
 /** An error's message for people; the kind goes into a data attribute for tests. */
 export function ErrorText({ error }: { error: unknown }) {
-  const kind = error instanceof RequestError ? error.kind : 'internal';
+  const own = (error as { kind?: unknown } | null)?.kind;
+  const kind = typeof own === 'string' ? own : 'internal';
   return <Alert><span data-kind={kind}>{errorMessage(error)}</span></Alert>;
 }
 

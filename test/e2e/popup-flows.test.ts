@@ -122,6 +122,7 @@ describe('popup and pages when things go wrong', () => {
     await page.getByTestId('passphrase').fill('not the passphrase');
     await page.getByTestId('import').click();
     await expect.poll(async () => (await page.getByRole('alert').textContent().catch(() => '')) ?? '').toMatch(/passphrase does not match/);
+    expect(await page.getByRole('alert').locator('[data-kind]').getAttribute('data-kind')).toBe('wrong-passphrase');
 
     const notAKeyFile = join(tmp, 'notes.txt');
     writeFileSync(notAKeyFile, 'shopping list: milk, eggs\n');
@@ -129,12 +130,14 @@ describe('popup and pages when things go wrong', () => {
     await page.getByTestId('passphrase').fill(passphrase);
     await page.getByTestId('import').click();
     await expect.poll(async () => (await page.getByRole('alert').textContent().catch(() => '')) ?? '').toMatch(/not a Matrix key export file/);
+    expect(await page.getByRole('alert').locator('[data-kind]').getAttribute('data-kind')).toBe('not-a-key-file');
 
     const notAList = join(tmp, 'object.txt');
     writeFileSync(notAList, await encryptKeyFile('{"room_id":"!x:y"}', passphrase, 1000));
     await page.getByTestId('file').setInputFiles(notAList);
     await page.getByTestId('import').click();
     await expect.poll(async () => (await page.getByRole('alert').textContent().catch(() => '')) ?? '').toMatch(/does not contain a list of keys/);
+    expect(await page.getByRole('alert').locator('[data-kind]').getAttribute('data-kind')).toBe('not-a-key-list');
     expect((await workerStatus(page)).upload.stored).toBe(0);
     await page.close();
   });
