@@ -72,11 +72,12 @@ describe(`${SESSIONS} sessions from Element's key file reach the server backup`,
   });
 
   it('imports the key file and uploads every session through faults and repeated worker kills', async () => {
-    const script: FaultKind[] = ['limit-body', 'status-500', 'drop-after', 'limit-header', 'status-502', 'drop-before', 'status-503', 'stall'];
+    const faults: FaultKind[] = ['limit-body', 'status-500', 'drop-after', 'limit-header', 'status-502', 'drop-before', 'status-503', 'stall'];
     proxy.resetCounts();
     proxy.setPlan({
       match: { method: 'PUT', path: /\/room_keys\/keys/ },
-      script,
+      // A success between faults keeps the backoff short; the seeded random faults come after.
+      script: faults.flatMap((f) => [f, 'pass' as const]),
       random: { seed: 42, rates: { 'limit-body': 0.1, 'status-500': 0.1, 'drop-before': 0.1, 'drop-after': 0.1 } },
       maxFaults: 16,
       retryAfterMs: 1500,
@@ -109,7 +110,7 @@ describe(`${SESSIONS} sessions from Element's key file reach the server backup`,
     expect(bootIds.size).toBeGreaterThan(killsDuringUpload);
 
     const counts = proxy.counts();
-    for (const kind of script) expect(counts.injected[kind], kind).toBeGreaterThan(0);
+    for (const kind of faults) expect(counts.injected[kind], kind).toBeGreaterThan(0);
 
     const status = await workerStatus(probe);
     // One entry per session in the vault: none twice in the queue, none left pending; engine idle.
@@ -201,33 +202,39 @@ describe(`${SESSIONS} sessions from Element's key file reach the server backup`,
     expect(accessToken.length).toBeGreaterThan(10);
 
     // First prove the scan finds a secret planted on purpose, in each form it looks for.
-    const canaries: Secret[] = [
-      { name: 'planted raw key', bytes: randomKey() },
-      { name: 'planted base64 key', bytes: randomKey() },
-      { name: 'planted hex key', bytes: randomKey() },
-      { name: 'planted recovery key', bytes: randomKey() },
-      { name: 'planted token', text: `syt_planted_${crypto.randomUUID()}` },
-    ];
     const { encodeRecoveryKey } = await import('../../src/core/index.ts');
-    await probe.evaluate(async (planted) => {
+    const plant = (name: string, form: string, secret: Omit<Secret, 'name'>, stored: (s: Secret) => string | number[]) => {
+      const full = { name, ...secret };
+      return { secret: full, form, stored: stored(full) };
+    };
+    const planted = [
+      plant('planted raw key', 'raw bytes', { bytes: randomKey() }, (c) => [...c.bytes!]),
+      plant('planted padded base64 key', 'base64', { bytes: randomKey() }, (c) => Buffer.from(c.bytes!).toString('base64')),
+      plant('planted unpadded base64 key', 'base64 unpadded', { bytes: randomKey() }, (c) => Buffer.from(c.bytes!).toString('base64').replace(/=+$/, '')),
+      plant('planted hex key', 'hex', { bytes: randomKey() }, (c) => Buffer.from(c.bytes!).toString('hex')),
+      plant('planted recovery key', 'recovery key', { bytes: randomKey() }, (c) => encodeRecoveryKey(c.bytes!)),
+      plant('planted recovery key without spaces', 'recovery key without spaces', { bytes: randomKey() }, (c) => encodeRecoveryKey(c.bytes!).replace(/ /g, '')),
+      plant('planted token', 'text', { text: `syt_planted_${crypto.randomUUID()}` }, (c) => c.text!),
+      // Not Latin-1, so V8 keeps it as a two-byte string: on disk it is UTF-16.
+      plant('planted two-byte token', 'text as UTF-16', { text: `syt_✓_${crypto.randomUUID()}` }, (c) => c.text!),
+    ];
+    await probe.evaluate(async (values) => {
       const read = <T>(r: IDBRequest<T>) => new Promise<T>((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
       const db = await read(indexedDB.open('matrix-key-vault'));
       const tx = db.transaction('kv', 'readwrite');
-      tx.objectStore('kv').put({ raw: new Uint8Array(planted.raw), b64: planted.b64, hex: planted.hex, rk: planted.rk, token: planted.token }, 'planted-canary');
+      tx.objectStore('kv').put(values.map((v) => (Array.isArray(v) ? new Uint8Array(v) : v)), 'planted-canary');
       await new Promise((ok) => { tx.oncomplete = ok; });
       db.close();
-      await chrome.storage.local.set({ plantedToken: planted.token });
-    }, {
-      raw: [...canaries[0]!.bytes!],
-      b64: Buffer.from(canaries[1]!.bytes!).toString('base64').replace(/=+$/, ''),
-      hex: Buffer.from(canaries[2]!.bytes!).toString('hex'),
-      rk: encodeRecoveryKey(canaries[3]!.bytes!),
-      token: canaries[4]!.text!,
-    });
+      await chrome.storage.local.set({ plantedToken: values[6] });
+    }, planted.map((p) => p.stored));
+    const canaries = planted.map((p) => p.secret);
     const plantedFound = scanFor(canaries, await dumpExtensionStorage(probe));
-    for (const c of canaries) expect(plantedFound.some((f) => f.secret === c.name), `${c.name} found`).toBe(true);
-    const onDisk = scanFor([canaries[0]!, canaries[4]!], profileStorageFiles(ext.userDataDir, ext.extensionId));
-    expect(onDisk.some((f) => f.secret === 'planted raw key'), 'the disk scan reads the IndexedDB files').toBe(true);
+    for (const p of planted.slice(0, 7)) {
+      expect(plantedFound.some((f) => f.secret === p.secret.name && f.form === p.form), `${p.secret.name} found as ${p.form}`).toBe(true);
+    }
+    const onDisk = scanFor(canaries, profileStorageFiles(ext.userDataDir, ext.extensionId));
+    expect(onDisk.some((f) => f.secret === 'planted raw key' && f.form === 'raw bytes'), 'the disk scan reads the IndexedDB files').toBe(true);
+    expect(onDisk.some((f) => f.secret === 'planted two-byte token' && f.form === 'text as UTF-16'), 'the disk scan finds two-byte strings').toBe(true);
     expect(onDisk.some((f) => f.secret === 'planted token' && /Local Extension Settings/.test(f.where)), 'the disk scan reads extension storage').toBe(true);
     await probe.evaluate(async () => {
       const read = <T>(r: IDBRequest<T>) => new Promise<T>((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
