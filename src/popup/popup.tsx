@@ -4,10 +4,10 @@
  */
 import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import type { ServerBackupSummary, VaultStatus } from '../shared/messages.ts';
+import type { ServerBackupSummary, SignOutOutcome, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { describeUpload, errorStillRelevant, formatWhen } from './describe.ts';
-import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './ui.tsx';
+import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
 
 const POLL_MS = 1000;
 
@@ -16,6 +16,7 @@ function Popup() {
   const [server, setServer] = useState<ServerBackupSummary | undefined>(undefined);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [persistent, setPersistent] = useState<boolean | null>(null);
+  const [signOutNote, setSignOutNote] = useState<string | null>(null);
 
   const refresh = useCallback(async (fromServer: boolean) => {
     try {
@@ -41,10 +42,16 @@ function Popup() {
       <main>
         {loadError !== null && <ErrorText error={loadError} />}
         {status === null && loadError === null && <p class="muted">Connecting to the background worker…</p>}
-        {status && !status.account && <SignIn onDone={() => refresh(true)} />}
+        {signOutNote && !status?.account && <Alert tone="warning">{signOutNote}</Alert>}
+        {status && !status.account && <SignIn onDone={() => { setSignOutNote(null); void refresh(true); }} />}
         {status?.account && (
           <>
-            <Account status={status} onSignedOut={() => refresh(true)} />
+            <Account status={status} onSignedOut={(outcome) => {
+              setSignOutNote(outcome === 'server-unreachable'
+                ? 'Signed out here, but the homeserver could not be reached: the “Matrix Key Vault” session may still be listed in your other clients; remove it there.'
+                : null);
+              void refresh(true);
+            }} />
             <Backup status={status} server={server} onChange={() => refresh(true)} />
           </>
         )}
@@ -64,27 +71,15 @@ function SignIn({ onDone }: { onDone: () => void }) {
   const [user, setUser] = useState('');
   const [secret, setSecret] = useState('');
   const [useToken, setUseToken] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-
-  async function submit(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      if (useToken) await request({ type: 'account.useToken', homeserver, accessToken: secret });
-      else await request({ type: 'account.login', homeserver, user, password: secret });
-      setSecret('');
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, start } = useAction(async () => {
+    if (useToken) await request({ type: 'account.useToken', homeserver, accessToken: secret });
+    else await request({ type: 'account.login', homeserver, user, password: secret });
+    setSecret('');
+    onDone();
+  });
 
   return (
-    <form onSubmit={submit} data-testid="sign-in">
+    <form onSubmit={start} data-testid="sign-in">
       <h2>Connect your Matrix account</h2>
       <label>Homeserver
         <input name="homeserver" required placeholder="matrix.org" value={homeserver} onInput={(e) => setHomeserver(e.currentTarget.value)} />
@@ -111,18 +106,16 @@ function SignIn({ onDone }: { onDone: () => void }) {
   );
 }
 
-function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: () => void }) {
-  const [error, setError] = useState<unknown>(null);
+function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: (outcome: SignOutOutcome) => void }) {
   const account = status.account!;
+  const { busy, error, start } = useAction(async () => onSignedOut(await request({ type: 'account.signOut' })));
   return (
     <section class="account">
       <div>
         <strong data-testid="user-id">{account.userId}</strong>
         <div class="muted small">{account.homeserverUrl}</div>
       </div>
-      <button class="link" onClick={async () => {
-        try { await request({ type: 'account.signOut' }); onSignedOut(); } catch (e) { setError(e); }
-      }}>Sign out</button>
+      <button class="link" disabled={busy} onClick={() => start()}>Sign out</button>
       {error !== null && <ErrorText error={error} />}
     </section>
   );
@@ -140,7 +133,7 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
           {upload.phase === 'stopped'
             ? <Alert tone="warning"><span data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</span></Alert>
             : <p data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>}
-          {upload.notice && <Alert tone="warning">{upload.notice.message}</Alert>}
+          {upload.notice && <Alert tone="warning">{upload.notice.message} ({formatWhen(upload.notice.at, now)})</Alert>}
           <dl class="facts">
             <dt>Keys on the server</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : '—')}</dd>
             <dt>Keys waiting to upload</dt><dd data-testid="pending-count">{upload.pending}</dd>
@@ -160,13 +153,10 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
 }
 
 function RetryNow({ onDone }: { onDone: () => void }) {
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, start } = useAction(async () => { await request({ type: 'upload.retry' }); onDone(); });
   return (
     <>
-      <button class="secondary" onClick={async () => {
-        setError(null);
-        try { await request({ type: 'upload.retry' }); onDone(); } catch (e) { setError(e); }
-      }}>Retry now</button>
+      <button class="secondary" disabled={busy} onClick={() => start()}>Retry now</button>
       {error !== null && <ErrorText error={error} />}
     </>
   );
@@ -194,24 +184,13 @@ function ServerBackup({ server, onChange, changed }: { server: ServerBackupSumma
 
 function JoinBackup({ version, count, onDone }: { version: string; count: number; onDone: () => void }) {
   const [key, setKey] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  async function submit(e: Event) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await request({ type: 'backup.join', recoveryKey: key });
-      setKey('');
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, start } = useAction(async () => {
+    await request({ type: 'backup.join', recoveryKey: key });
+    setKey('');
+    onDone();
+  });
   return (
-    <form onSubmit={submit} data-testid="join">
+    <form onSubmit={start} data-testid="join">
       <p>Your account has a backup (version {version}, {count} keys). Enter its recovery key so this extension can add keys to it.
         The key is checked against the backup and then forgotten; only its public half is kept.</p>
       <label>Backup recovery key

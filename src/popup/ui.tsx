@@ -1,5 +1,6 @@
 /** Small pieces shared by the popup and the extension pages. */
 import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
 
 export function Header({ subtitle }: { subtitle?: string }) {
   return (
@@ -42,4 +43,26 @@ export async function requestPersistentStorage(): Promise<boolean> {
     // persist() may throw in unusual contexts; the answer is then simply "not persistent".
     return false;
   }
+}
+
+/**
+ * A user action that talks to the worker: busy while it runs, its error kept for display. `run`
+ * returns normally on success; whatever it throws is shown.
+ */
+export function useAction(run: () => Promise<void>): { busy: boolean; error: unknown; start: (e?: Event) => Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  async function start(e?: Event) {
+    e?.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await run();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { busy, error, start };
 }
