@@ -2,29 +2,34 @@
  * The backup algorithm `m.megolm_backup.v1.curve25519-aes-sha2` (reference §2.4–2.7): X25519 with
  * an ephemeral key, HKDF-SHA-256 → AES-256-CBC key, MAC key and IV, and an 8-byte "MAC".
  *
- * Split for speed (DESIGN "Performance model"): X25519 and AES-CBC go to WebCrypto (native code,
- * off the JS thread), HKDF and the tiny HMAC run synchronously in @noble/hashes, which is cheaper
- * than two more WebCrypto round trips. The private key is imported once per decryptor.
+ * X25519 goes to WebCrypto when the platform has it (x25519.ts); HKDF and AES-CBC run in JS or in
+ * WebCrypto, whichever measured faster on the platform (backup-symmetric.ts); the tiny HMAC runs
+ * in JS. The private key is imported once per decryptor, the backup public key once per encryptor,
+ * and decryptMany batches the key agreements (DEFAULT_BATCH_SIZE). bench/decrypt.ts measures it all.
  */
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeBase64, encodeBase64 } from './base64.ts';
-import { equalBytes, expectBytes, isJsonObject, toBufferSource, utf8Decode, utf8Encode } from './bytes.ts';
+import { chooseSymmetric, type SymmetricImplementation, type SymmetricSuite } from './backup-symmetric.ts';
+import { equalBytes, expectBytes, isJsonObject, utf8Decode, utf8Encode } from './bytes.ts';
 import { CoreError, isCoreError } from './errors.ts';
 import type { BackedUpSessionData, EncryptedSessionData } from './types.ts';
 import { BACKUP_ALGORITHM } from './types.ts';
 import {
   chooseX25519,
   generateX25519Secret,
+  importX25519PublicKey,
   importX25519Secret,
   type X25519Implementation,
+  type X25519PublicKey,
   type X25519Secret,
 } from './x25519.ts';
 
 export interface BackupCipherOptions {
   /** Which X25519 to use; default: native when the platform has it, else noble. */
   x25519?: X25519Implementation;
+  /** Which implementation does HKDF and AES-CBC; default: 'js' on Node, else 'webcrypto'. */
+  symmetric?: SymmetricImplementation;
   /** Pins the ephemeral private key (tests, vector V17); never set it in production. */
   ephemeralPrivateKey?: Uint8Array;
 }
@@ -36,22 +41,7 @@ export type DecryptResult =
 
 const MAC_LENGTH = 8;
 const AES_BLOCK = 16;
-// Spec: salt = 32 zero bytes, info = "". (HMAC zero-pads short keys, so libolm's empty salt and
-// vodozemac's one-byte salt give the same output — reference §2.4 step 3.)
-const HKDF_SALT = new Uint8Array(32);
 const EMPTY = new Uint8Array(0);
-
-interface EntryKeys {
-  aesKey: Uint8Array;
-  macKey: Uint8Array;
-  iv: Uint8Array;
-}
-
-/** HKDF-SHA-256(shared secret) → 80 bytes: AES key ‖ MAC key ‖ IV (reference §2.4 step 3). */
-function deriveEntryKeys(sharedSecret: Uint8Array): EntryKeys {
-  const okm = hkdf(sha256, sharedSecret, HKDF_SALT, EMPTY, 80);
-  return { aesKey: okm.subarray(0, 32), macKey: okm.subarray(32, 64), iv: okm.subarray(64, 80) };
-}
 
 /**
  * SPEC BUG (libolm): the MAC covers the EMPTY string, not the ciphertext. libolm's
@@ -68,8 +58,10 @@ function decodeField(value: unknown, name: string): Uint8Array {
   return decodeBase64(value, `session_data.${name}`);
 }
 
+interface Envelope { ephemeral: Uint8Array; ciphertext: Uint8Array; mac: Uint8Array }
+
 /** Checks the envelope: base64 everywhere, a 32-byte key, an 8-byte MAC, whole AES blocks. */
-function readEnvelope(sessionData: unknown): { ephemeral: Uint8Array; ciphertext: Uint8Array; mac: Uint8Array } {
+function readEnvelope(sessionData: unknown): Envelope {
   if (!isJsonObject(sessionData)) throw new CoreError('field', 'session_data must be a JSON object');
   const ephemeral = decodeField(sessionData.ephemeral, 'ephemeral');
   const ciphertext = decodeField(sessionData.ciphertext, 'ciphertext');
@@ -107,30 +99,63 @@ function parsePlaintext(plaintext: Uint8Array): BackedUpSessionData {
   return value as BackedUpSessionData;
 }
 
-async function aesCbcDecrypt(keys: EntryKeys, ciphertext: Uint8Array): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey('raw', toBufferSource(keys.aesKey), 'AES-CBC', false, ['decrypt']);
+/** Reference §2.5 steps 2–5, once X25519 is done: derive, check the MAC (constant time), decrypt, parse. */
+async function openEnvelope(envelope: Envelope, sharedSecret: Uint8Array, symmetric: SymmetricSuite): Promise<BackedUpSessionData> {
+  const keys = await symmetric.deriveEntryKeys(sharedSecret);
+  sharedSecret.fill(0);
   try {
-    // WebCrypto checks and removes the PKCS#7 padding; the length was checked, so a failure here
-    // is bad padding: a wrong key that still passed the MAC, or a corrupted ciphertext.
-    return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-CBC', iv: toBufferSource(keys.iv) }, key, toBufferSource(ciphertext)));
-  } catch (cause) {
-    throw new CoreError('padding', 'the session ciphertext has bad padding: it is corrupted or was encrypted for another key', { cause });
+    if (!equalBytes(entryMac(keys.macKey), envelope.mac)) {
+      throw new CoreError('mac', 'the session MAC does not match: it was encrypted for a different backup key, or corrupted');
+    }
+    // A padding failure here means a corrupted ciphertext (the MAC, covering nothing, passed).
+    return parsePlaintext(await symmetric.decrypt(keys, envelope.ciphertext, 'the session ciphertext'));
+  } finally {
+    keys.wipe();
   }
 }
 
-async function aesCbcEncrypt(keys: EntryKeys, plaintext: Uint8Array): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey('raw', toBufferSource(keys.aesKey), 'AES-CBC', false, ['encrypt']);
-  return new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-CBC', iv: toBufferSource(keys.iv) }, key, toBufferSource(plaintext)));
+/** What one decryptor holds: the private key, imported once, and the symmetric implementation. */
+interface Opener {
+  secret: X25519Secret;
+  symmetric: SymmetricSuite;
 }
 
-/** Reference §2.5: agree, derive, check the MAC (constant time), decrypt, parse. */
-async function decryptEntry(secret: X25519Secret, sessionData: EncryptedSessionData): Promise<BackedUpSessionData> {
+/** Reference §2.5: agree, then open. */
+async function decryptEntry(opener: Opener, sessionData: EncryptedSessionData): Promise<BackedUpSessionData> {
   const envelope = readEnvelope(sessionData);
-  const keys = deriveEntryKeys(await secret.sharedSecret(envelope.ephemeral));
-  if (!equalBytes(entryMac(keys.macKey), envelope.mac)) {
-    throw new CoreError('mac', 'the session MAC does not match: it was encrypted for a different backup key, or corrupted');
+  return openEnvelope(envelope, await opener.secret.sharedSecret(envelope.ephemeral), opener.symmetric);
+}
+
+/** A backup public key made ready for many encryptions: implementations chosen, the key imported. */
+interface SealTarget {
+  implementation: X25519Implementation;
+  publicKey: X25519PublicKey;
+  symmetric: SymmetricSuite;
+}
+
+async function prepareTarget(publicKey: Uint8Array, options: BackupCipherOptions): Promise<SealTarget> {
+  const symmetric = chooseSymmetric(options.symmetric);
+  const implementation = await chooseX25519(options.x25519);
+  return { implementation, publicKey: await importX25519PublicKey(publicKey, implementation), symmetric };
+}
+
+/** Reference §2.4: a fresh ephemeral key (or the pinned one), agree, derive, encrypt, MAC. */
+async function seal(target: SealTarget, plaintext: Uint8Array, ephemeralPrivateKey: Uint8Array | undefined): Promise<EncryptedSessionData> {
+  const ephemeral = ephemeralPrivateKey === undefined
+    ? await generateX25519Secret(target.implementation)
+    : await importX25519Secret(expectBytes(ephemeralPrivateKey, 'ephemeralPrivateKey', 32), target.implementation);
+  const sharedSecret = await ephemeral.sharedSecret(target.publicKey);
+  const keys = await target.symmetric.deriveEntryKeys(sharedSecret);
+  sharedSecret.fill(0);
+  try {
+    return {
+      ephemeral: encodeBase64(ephemeral.publicKey),
+      ciphertext: encodeBase64(await target.symmetric.encrypt(keys, plaintext)),
+      mac: encodeBase64(entryMac(keys.macKey)),
+    };
+  } finally {
+    keys.wipe();
   }
-  return parsePlaintext(await aesCbcDecrypt(keys, envelope.ciphertext));
 }
 
 /**
@@ -139,17 +164,7 @@ async function decryptEntry(secret: X25519Secret, sessionData: EncryptedSessionD
  */
 export async function sealSessionBytes(publicKey: Uint8Array, plaintext: Uint8Array, options: BackupCipherOptions = {}): Promise<EncryptedSessionData> {
   expectBytes(publicKey, 'backup public key', 32);
-  const implementation = await chooseX25519(options.x25519);
-  const ephemeral = options.ephemeralPrivateKey === undefined
-    ? await generateX25519Secret(implementation)
-    : await importX25519Secret(expectBytes(options.ephemeralPrivateKey, 'ephemeralPrivateKey', 32), implementation);
-  const keys = deriveEntryKeys(await ephemeral.sharedSecret(publicKey));
-  const ciphertext = await aesCbcEncrypt(keys, plaintext);
-  return {
-    ephemeral: encodeBase64(ephemeral.publicKey),
-    ciphertext: encodeBase64(ciphertext),
-    mac: encodeBase64(entryMac(keys.macKey)),
-  };
+  return seal(await prepareTarget(publicKey, options), expectBytes(plaintext, 'plaintext'), options.ephemeralPrivateKey);
 }
 
 function decodeBackupPublicKey(publicKey: string): Uint8Array {
@@ -168,9 +183,33 @@ function serialize(data: BackedUpSessionData): Uint8Array {
   }
 }
 
+/** Caches one prepared target; a failed preparation is dropped, never kept for the next caller. */
+class TargetSlot {
+  #cached: { key: string; target: Promise<SealTarget> } | undefined;
+
+  get(key: string, prepare: () => Promise<SealTarget>): Promise<SealTarget> {
+    if (this.#cached?.key === key) return this.#cached.target;
+    const entry = { key, target: prepare() };
+    this.#cached = entry;
+    entry.target.catch(() => {
+      if (this.#cached === entry) this.#cached = undefined;
+    });
+    return entry.target;
+  }
+}
+
+// The upload path calls encryptSessionData for every session, and always to the one backup key:
+// remembering the last key keeps it imported once instead of once per session (an extra WebCrypto
+// call each). Public data only.
+const recentTarget = new TargetSlot();
+
 /** Encrypts one session's data to the backup public key (unpadded base64). */
 export async function encryptSessionData(publicKey: string, data: BackedUpSessionData, options: BackupCipherOptions = {}): Promise<EncryptedSessionData> {
-  return sealSessionBytes(decodeBackupPublicKey(publicKey), serialize(data), options);
+  const keyBytes = decodeBackupPublicKey(publicKey);
+  const plaintext = serialize(data);
+  const slot = `${options.x25519 ?? 'default'} ${options.symmetric ?? 'default'} ${encodeBase64(keyBytes)}`;
+  const target = recentTarget.get(slot, () => prepareTarget(keyBytes, options));
+  return seal(await target, plaintext, options.ephemeralPrivateKey);
 }
 
 /** The backup public key (unpadded base64) for a backup private key. */
@@ -190,51 +229,102 @@ export async function backupKeyMatches(privateKey: Uint8Array, publicKey: string
 }
 
 /**
- * How many entries `decryptMany` keeps in flight: enough to keep WebCrypto's worker threads busy
- * while JS does the synchronous parts (bench/decrypt.ts measures the effect).
+ * decryptMany's schedule, chosen by measurement (bench/decrypt.ts; Node 20 on 2 cores): the key
+ * agreements of a batch of entries start together, and the next batch starts before this one is
+ * finished, so WebCrypto's threads compute X25519 while the main thread runs HKDF, AES-CBC and
+ * JSON.parse. In Node, independent "lanes" (each entry awaiting its own agreement, 16 in flight)
+ * measured ~25% slower: every completion interleaved WebCrypto bookkeeping with the rest. Batch
+ * sizes 16–256 measure alike; Chromium is indifferent to the schedule.
  */
-const IN_FLIGHT = 16;
+export const DEFAULT_BATCH_SIZE = 64;
+
+export interface DecryptManyOptions {
+  /** Entries whose key agreements start together; two batches are in flight. Default 64. */
+  batchSize?: number;
+}
+
+/** One entry after its key agreement: ready to open, or already failed. */
+type Agreed = { envelope: Envelope; sharedSecret: Uint8Array } | { error: unknown };
+
+/** Reads the envelopes of list[start..end) and starts their key agreements; never rejects. */
+function agreeBatch(secret: X25519Secret, list: readonly EncryptedSessionData[], start: number, end: number): Promise<Agreed[]> {
+  const batch: Array<Agreed | Promise<Agreed>> = [];
+  for (let i = start; i < end; i++) {
+    let envelope: Envelope;
+    try {
+      envelope = readEnvelope(list[i]);
+    } catch (error) {
+      batch.push({ error });
+      continue;
+    }
+    batch.push(secret.sharedSecret(envelope.ephemeral).then((sharedSecret) => ({ envelope, sharedSecret }), (error: unknown) => ({ error })));
+  }
+  return Promise.all(batch);
+}
+
+async function settle(agreed: Agreed, symmetric: SymmetricSuite): Promise<DecryptResult> {
+  try {
+    if ('error' in agreed) throw agreed.error;
+    return { ok: true, value: await openEnvelope(agreed.envelope, agreed.sharedSecret, symmetric) };
+  } catch (error) {
+    if (!isCoreError(error)) throw error; // a bug, not a bad entry: let it surface
+    return { ok: false, error };
+  }
+}
+
+function batchSizeOf(options: DecryptManyOptions): number {
+  const size = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new CoreError('field', `decryptMany batchSize must be a positive integer, got ${String(size)}`);
+  }
+  return size;
+}
 
 /** Decrypts backup entries for one private key. Shows only its public key when printed. */
 export class BackupDecryptor {
   readonly algorithm = BACKUP_ALGORITHM;
   readonly publicKey: string;
   readonly implementation: X25519Implementation;
-  readonly #secret: X25519Secret;
+  readonly symmetric: SymmetricImplementation;
+  readonly #opener: Opener;
 
-  private constructor(secret: X25519Secret) {
-    this.#secret = secret;
-    this.publicKey = encodeBase64(secret.publicKey);
-    this.implementation = secret.implementation;
+  private constructor(opener: Opener) {
+    this.#opener = opener;
+    this.publicKey = encodeBase64(opener.secret.publicKey);
+    this.implementation = opener.secret.implementation;
+    this.symmetric = opener.symmetric.implementation;
   }
 
   /** Imports the private key once; every decrypt reuses it. */
   static async create(privateKey: Uint8Array, options: BackupCipherOptions = {}): Promise<BackupDecryptor> {
+    expectBytes(privateKey, 'backup private key', 32);
+    const symmetric = chooseSymmetric(options.symmetric);
     const implementation = await chooseX25519(options.x25519);
-    return new BackupDecryptor(await importX25519Secret(expectBytes(privateKey, 'backup private key', 32), implementation));
+    return new BackupDecryptor({ secret: await importX25519Secret(privateKey, implementation), symmetric });
   }
 
   /** Decrypts one `session_data`; throws CoreError kinds field/base64/length/non-contributory/mac/padding/json/utf8. */
   decrypt(sessionData: EncryptedSessionData): Promise<BackedUpSessionData> {
-    return decryptEntry(this.#secret, sessionData);
+    return decryptEntry(this.#opener, sessionData);
   }
 
-  /** Decrypts many entries with several in flight; results are in input order, failures included. */
-  async decryptMany(list: readonly EncryptedSessionData[]): Promise<DecryptResult[]> {
+  /**
+   * Decrypts many entries, their key agreements batched (see DEFAULT_BATCH_SIZE); results are in
+   * input order, failures included as data.
+   */
+  async decryptMany(list: readonly EncryptedSessionData[], options: DecryptManyOptions = {}): Promise<DecryptResult[]> {
+    const size = batchSizeOf(options);
     const results = new Array<DecryptResult>(list.length);
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < list.length) {
-        const index = next++;
-        try {
-          results[index] = { ok: true, value: await decryptEntry(this.#secret, list[index]!) };
-        } catch (error) {
-          if (!isCoreError(error)) throw error; // a bug, not a bad entry: let it surface
-          results[index] = { ok: false, error };
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, list.length) }, lane));
+    const { secret, symmetric } = this.#opener;
+    const batchAt = (start: number): Promise<Agreed[]> | undefined =>
+      start < list.length ? agreeBatch(secret, list, start, Math.min(start + size, list.length)) : undefined;
+    let next = batchAt(0);
+    for (let start = 0; next !== undefined; start += size) {
+      const current = next;
+      next = batchAt(start + size); // started before this batch is finished: X25519 overlaps the rest
+      const settled = await Promise.all((await current).map((agreed) => settle(agreed, symmetric)));
+      for (let j = 0; j < settled.length; j++) results[start + j] = settled[j]!;
+    }
     return results;
   }
 
@@ -252,12 +342,13 @@ export function createBackupDecryptor(privateKey: Uint8Array, options: BackupCip
   return BackupDecryptor.create(privateKey, options);
 }
 
-/** Encrypts many sessions to one backup public key, decoded once (the upload path). */
+/** Encrypts many sessions to one backup public key, decoded and imported once (the upload path). */
 export class BackupEncryptor {
   readonly algorithm = BACKUP_ALGORITHM;
   readonly publicKey: string;
   readonly #publicKey: Uint8Array;
   readonly #options: BackupCipherOptions;
+  readonly #target = new TargetSlot();
 
   constructor(publicKey: string, options: BackupCipherOptions = {}) {
     this.#publicKey = decodeBackupPublicKey(publicKey);
@@ -265,7 +356,9 @@ export class BackupEncryptor {
     this.#options = { ...options };
   }
 
-  encrypt(data: BackedUpSessionData): Promise<EncryptedSessionData> {
-    return sealSessionBytes(this.#publicKey, serialize(data), this.#options);
+  async encrypt(data: BackedUpSessionData): Promise<EncryptedSessionData> {
+    const plaintext = serialize(data);
+    const target = await this.#target.get('', () => prepareTarget(this.#publicKey, this.#options));
+    return seal(target, plaintext, this.#options.ephemeralPrivateKey);
   }
 }

@@ -14,9 +14,12 @@ export {
   BackupEncryptor,
   createBackupDecryptor,
   encryptSessionData,
+  DEFAULT_BATCH_SIZE,
   type BackupCipherOptions,
+  type DecryptManyOptions,
   type DecryptResult,
 } from './backup-cipher.ts';
+export { type SymmetricImplementation } from './backup-symmetric.ts';
 export {
   checkSecretStorageKey,
   createSecretStorageKeyCheck,

@@ -11,12 +11,22 @@ import { CoreError } from './errors.ts';
 
 export type X25519Implementation = 'native' | 'noble';
 
+/**
+ * A peer's public key prepared once for many agreements: the upload path agrees every fresh
+ * ephemeral key with the same backup public key, and for WebCrypto importing it is a call of its own.
+ */
+export interface X25519PublicKey {
+  readonly bytes: Uint8Array;
+  /** The imported key, for the native implementation only. */
+  readonly cryptoKey?: CryptoKey;
+}
+
 /** A private key imported once, usable for many key agreements. Holds no printable secret. */
 export interface X25519Secret {
   readonly implementation: X25519Implementation;
   readonly publicKey: Uint8Array;
   /** X25519(this, peer); refuses the all-zero result with kind `non-contributory`. */
-  sharedSecret(peerPublicKey: Uint8Array): Promise<Uint8Array>;
+  sharedSecret(peer: Uint8Array | X25519PublicKey): Promise<Uint8Array>;
 }
 
 const ALGORITHM = { name: 'X25519' } as const;
@@ -87,17 +97,33 @@ export async function chooseX25519(requested?: X25519Implementation): Promise<X2
   return native ? 'native' : 'noble';
 }
 
+function publicKeyBytes(peer: Uint8Array | X25519PublicKey): Uint8Array {
+  return expectBytes(peer instanceof Uint8Array ? peer : peer.bytes, 'X25519 public key', 32);
+}
+
+function importNativePublic(publicKey: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', toBufferSource(publicKey), ALGORITHM, false, []);
+}
+
+/** Prepares a peer public key for many agreements (imported once for the native implementation). */
+export async function importX25519PublicKey(publicKey: Uint8Array, implementation: X25519Implementation): Promise<X25519PublicKey> {
+  const bytes = publicKeyBytes(publicKey).slice();
+  if (implementation === 'noble') return { bytes };
+  return { bytes, cryptoKey: await importNativePublic(bytes) };
+}
+
 /** Key agreement with a WebCrypto private key. */
 function nativeSecret(key: CryptoKey, publicKey: Uint8Array): X25519Secret {
   return {
     implementation: 'native',
     publicKey,
-    async sharedSecret(peerPublicKey) {
-      expectBytes(peerPublicKey, 'X25519 public key', 32);
-      const peer = await crypto.subtle.importKey('raw', toBufferSource(peerPublicKey), ALGORITHM, false, []);
+    async sharedSecret(peer) {
+      const peerKey = peer instanceof Uint8Array || peer.cryptoKey === undefined
+        ? await importNativePublic(publicKeyBytes(peer))
+        : peer.cryptoKey;
       let shared: ArrayBuffer;
       try {
-        shared = await crypto.subtle.deriveBits({ name: 'X25519', public: peer }, key, 256);
+        shared = await crypto.subtle.deriveBits({ name: 'X25519', public: peerKey }, key, 256);
       } catch (cause) {
         // WebCrypto: "If secret is the all-zero value, then throw an OperationError" — the only
         // way deriveBits fails for a well-formed 32-byte key.
@@ -128,8 +154,8 @@ function importNoble(privateKey: Uint8Array): X25519Secret {
   return {
     implementation: 'noble',
     publicKey: x25519.getPublicKey(secret),
-    async sharedSecret(peerPublicKey) {
-      expectBytes(peerPublicKey, 'X25519 public key', 32);
+    async sharedSecret(peer) {
+      const peerPublicKey = publicKeyBytes(peer);
       let shared: Uint8Array;
       try {
         shared = x25519.getSharedSecret(secret, peerPublicKey);
