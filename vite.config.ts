@@ -2,9 +2,10 @@
  * Vite configuration for the extension: the extension pages (popup and full-tab pages) and the
  * service worker, in one ES build. The worker is an ES module (`"type": "module"` in the manifest)
  * and may only use static imports: a dynamic `import()` throws in a ServiceWorkerGlobalScope, so code
- * splitting must never produce one (scripts/build.ts checks). Content scripts, when the page API
- * comes, need one classic-script (IIFE) build each, since IIFE output cannot share chunks.
- * `scripts/build.ts` runs the build and writes one manifest per browser.
+ * splitting must never produce one (scripts/build.ts checks). Content scripts run as classic
+ * scripts: `contentScriptBuild` makes one self-contained IIFE per entry (IIFE output cannot share
+ * chunks); the page-world script must not bundle extension APIs. `scripts/build.ts` runs the builds
+ * and writes one manifest per browser.
  */
 import { resolve } from 'node:path';
 import { defineConfig, type InlineConfig } from 'vite';
@@ -42,6 +43,22 @@ export function mainBuild(outDir: string): InlineConfig {
           assetFileNames: 'assets/[name]-[hash][extname]',
         },
       },
+    },
+  };
+}
+
+/** A content script as one classic script with everything inlined (no import, no export). */
+export function contentScriptBuild(outDir: string, entry: string, name: string): InlineConfig {
+  return {
+    configFile: false,
+    logLevel: 'warn',
+    publicDir: false,
+    build: {
+      outDir,
+      emptyOutDir: false,
+      target: 'es2022',
+      minify: false,
+      lib: { entry: resolve(root, entry), formats: ['iife'], name, fileName: () => `content/${name}.js` },
     },
   };
 }

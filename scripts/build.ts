@@ -3,7 +3,7 @@
  * service worker, then one manifest per browser (a manifest with both `service_worker` and `scripts`
  * draws warnings in each browser, and Firefox has no extension service workers).
  */
-import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { build } from 'vite';
 import { mainBuild } from '../vite.config.ts';
@@ -26,9 +26,9 @@ function browserManifest(source: Manifest, browser: 'chrome' | 'firefox'): Manif
 }
 
 /** The worker may not use dynamic import(); fail the build rather than ship a worker that throws. */
-function assertNoDynamicImport(dir: string): void {
-  const files = ['background.js', ...readdirSync(join(dir, 'chunks'), { withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join('chunks', e.name))];
+export function assertNoDynamicImport(dir: string): void {
+  const chunks = existsSync(join(dir, 'chunks')) ? readdirSync(join(dir, 'chunks'), { withFileTypes: true }) : [];
+  const files = ['background.js', ...chunks.filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join('chunks', e.name))];
   for (const f of files) {
     const text = readFileSync(join(dir, f), 'utf8');
     if (/\bimport\s*\(/.test(text)) throw new Error(`build: ${f} contains a dynamic import(), which a service worker cannot run`);
