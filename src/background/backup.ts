@@ -157,7 +157,9 @@ async function backupKeyViaSecretStorage(client: HomeserverClient, userId: strin
     if (isCoreError(e, 'no-secret')) {
       return { note: 'This is your Security Key, but your secret storage holds no backup key, and it is not the backup\'s own recovery key either.' };
     }
-    // A damaged secret or description: say so rather than claim the key is wrong.
-    return { note: `Your secret storage could not be read with this key: ${e instanceof Error ? e.message : String(e)}` };
+    // A damaged secret or description: say so rather than claim the key is wrong. Anything that is
+    // not a CoreError is a bug, and is not dressed up as a message about the user's key.
+    if (!isCoreError(e)) throw e;
+    return { note: `Your secret storage could not be read with this key: ${e.message}` };
   }
 }

@@ -5,7 +5,7 @@
  */
 import { encryptSessionData, parseExportedSession } from '../core/index.ts';
 import { forwardedCountFor, MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
-import { sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
+import { isBetterCopy, sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
 import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { AppError, noBackupMessage } from './errors.ts';
 
@@ -18,10 +18,11 @@ export async function ingestSessions(vault: Vault, sessions: readonly unknown[],
 
   const rejected: RejectedSessionSummary[] = [];
   const valid: Array<{ index: number; parsed: ReturnType<typeof parseExportedSession> }> = [];
+  const utf8 = new TextEncoder();
   sessions.forEach((raw, index) => {
     try {
       const parsed = parseExportedSession(raw);
-      const size = new TextEncoder().encode(JSON.stringify(parsed.data)).length;
+      const size = utf8.encode(JSON.stringify(parsed.data)).length;
       if (size > MAX_SESSION_JSON_BYTES) {
         throw new AppError('too-large', `This session is ${size} bytes of JSON; real ones are under 1 KB and at most ${MAX_SESSION_JSON_BYTES} are accepted.`);
       }
@@ -35,7 +36,7 @@ export async function ingestSessions(vault: Vault, sessions: readonly unknown[],
   const stored = await vault.storedCopies(valid.map(({ parsed }) => [parsed.roomId, parsed.sessionId] as const));
   const needed = valid.filter(({ parsed }) => {
     const copy = stored.get(sessionKey(parsed.roomId, parsed.sessionId));
-    return !copy || copy.publicKey !== pin.publicKey || parsed.firstMessageIndex < copy.firstMessageIndex;
+    return !copy || isBetterCopy({ firstMessageIndex: parsed.firstMessageIndex, publicKey: pin.publicKey }, copy);
   });
 
   const rows: StoredSession[] = [];
