@@ -8,7 +8,7 @@
  * is set aside in `invalid` instead of failing the rest: a restore counts and lists such entries,
  * it never stops on them (DESIGN.md flow 3).
  */
-import { decodeBase64 } from './base64.ts';
+import { decodeBase64, unpadBase64 } from './base64.ts';
 import { BACKUP_ALGORITHM, type EncryptedSessionData } from './types.ts';
 
 export type JsonObject = { [member: string]: unknown };
@@ -154,6 +154,12 @@ export interface SupportedBackupVersion extends BackupVersionCommon {
   state: 'supported';
   algorithm: typeof BACKUP_ALGORITHM;
   auth_data: CurveAuthData;
+  /**
+   * `auth_data.public_key` in its one spelling, unpadded base64 (the spec's): keys are compared and
+   * indexed as strings, so a server's padded spelling must not make the same key look new.
+   * `auth_data` itself stays as sent (its signatures cover it).
+   */
+  publicKey: string;
 }
 
 /** A backup of an algorithm this extension does not implement: a state to show, not a crash. */
@@ -216,7 +222,8 @@ export function parseBackupVersionInfo(json: unknown): BackupVersionInfo {
   };
   const algorithm = nonEmptyStr(body, 'algorithm', what);
   if (algorithm === BACKUP_ALGORITHM) {
-    return { state: 'supported', algorithm, auth_data: parseCurveAuthData(member(body, 'auth_data'), what), ...common };
+    const authData = parseCurveAuthData(member(body, 'auth_data'), what);
+    return { state: 'supported', algorithm, auth_data: authData, publicKey: unpadBase64(authData.public_key), ...common };
   }
   return { state: 'unknown-algorithm', algorithm, auth_data: obj(body, 'auth_data', what), ...common };
 }

@@ -11,10 +11,10 @@
  */
 import {
   parseBackupVersionInfo, parseCreatedBackupVersion, parseJoinedRooms, parseJsonObject, parseKeyBackupData,
-  parseKeysBackup, parseLoginResponse, parseMatrixError, parseRoomKeyBackup, parseRoomKeysUpdateResponse,
+  parseLoginResponse, parseMatrixError, parseRoomKeyBackup, parseRoomKeysUpdateResponse,
   parseWhoami, WireError,
   type BackupVersionBody, type BackupVersionInfo, type JsonObject, type KeyBackupData, type KeysBackup,
-  type ParsedKeysBackup, type ParsedRoomKeyBackup, type RoomKeyBackup, type RoomKeysUpdateResponse,
+  type ParsedRoomKeyBackup, type RoomKeyBackup, type RoomKeysUpdateResponse,
   type WhoamiResponse,
 } from '../core/wire.ts';
 
@@ -156,6 +156,31 @@ export class Transport {
 
   /** Sends the call and returns the parsed JSON body of a 2xx; throws one of the three errors. */
   async send(call: Call, options: RequestOptions = {}): Promise<unknown> {
+    const { status, text } = await this.#exchange(call, options, async (response) => ({ status: response.status, text: await response.text() }));
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      throw new HomeserverError({ status, endpoint: call.endpoint, message: `${call.endpoint}: the homeserver answered ${status} with a body that is not JSON`, cause: e });
+    }
+  }
+
+  /**
+   * Sends the call and hands back the body of a 2xx as a stream, for answers too large to hold
+   * (a whole key backup). The timeout covers the wait for the response headers; reading the body is
+   * the caller's (it passes an idle timeout of its own), and aborting `signal` ends the stream.
+   */
+  async openStream(call: Call, options: RequestOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    return this.#exchange(call, options, async (response) => {
+      if (!response.body) throw new HomeserverError({ status: response.status, endpoint: call.endpoint, message: `${call.endpoint}: the homeserver answered ${response.status} with no body` });
+      return response.body;
+    }, true);
+  }
+
+  /**
+   * One request: timeout, the three errors, and a non-2xx answer turned into a HomeserverError.
+   * `take` reads a 2xx response, inside the timer unless `headersOnly`.
+   */
+  async #exchange<T>(call: Call, options: RequestOptions, take: (response: Response) => Promise<T>, headersOnly = false): Promise<T> {
     const { endpoint } = call;
     if (options.signal?.aborted) throw new AbortedError(endpoint);
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
@@ -170,8 +195,9 @@ export class Transport {
     if (call.body !== undefined) headers['content-type'] = 'application/json';
 
     let status = 0;
-    let text: string;
+    let text = '';
     let retryHeader: string | null = null;
+    let taken: { value: T } | undefined;
     try {
       const response = await this.#fetch(`${this.baseUrl}${call.path}`, {
         method: call.method,
@@ -183,24 +209,25 @@ export class Transport {
       });
       status = response.status;
       retryHeader = response.headers.get('retry-after');
-      // Read inside the timer: a server that stalls mid-body is a timeout too.
-      text = await response.text();
+      if (status >= 200 && status < 300) {
+        if (headersOnly) clearTimeout(timer);
+        // Read inside the timer: a server that stalls mid-body is a timeout too.
+        taken = { value: await take(response) };
+      } else {
+        text = await response.text();
+      }
     } catch (e) {
+      if (e instanceof HomeserverError) throw e;
       if (timedOut) throw new ConnectionError('timeout', endpoint, `${endpoint}: the homeserver did not answer within ${timeoutMs / 1000} s`, e);
       if (options.signal?.aborted) throw new AbortedError(endpoint);
       throw new ConnectionError('network', endpoint, `${endpoint}: could not reach the homeserver (${networkReason(e)})`, e);
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      // A stream stays tied to the caller's signal until it is read to the end or cancelled.
+      if (!headersOnly || !taken) options.signal?.removeEventListener('abort', onAbort);
     }
+    if (taken) return taken.value;
 
-    if (status >= 200 && status < 300) {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch (e) {
-        throw new HomeserverError({ status, endpoint, message: `${endpoint}: the homeserver answered ${status} with a body that is not JSON`, cause: e });
-      }
-    }
     let json: unknown;
     try { json = JSON.parse(text); } catch { json = undefined; }
     const body = parseMatrixError(json);
@@ -384,9 +411,15 @@ export class HomeserverClient {
       parseRoomKeysUpdateResponse, options, data);
   }
 
-  /** The whole backup in one response (Synapse has no pagination, reference §1.5): prefer per room. */
-  getBackupKeys(version: string, options?: RequestOptions): Promise<ParsedKeysBackup> {
-    return this.#call('GET', `/room_keys/keys${versionQuery(version)}`, 'GET /room_keys/keys', parseKeysBackup, options);
+  /**
+   * The whole backup as a byte stream (Synapse has no pagination, reference §1.5): a backup of 10⁵
+   * keys is ~50 MB of JSON, which a restore parses as it arrives instead of holding it
+   * (src/platform/backup-stream.ts).
+   */
+  streamBackupKeys(version: string, options?: RequestOptions): Promise<ReadableStream<Uint8Array>> {
+    return this.#transport.openStream({
+      method: 'GET', path: `${CS}/room_keys/keys${versionQuery(version)}`, endpoint: 'GET /room_keys/keys', accessToken: this.#accessToken,
+    }, options);
   }
 
   getBackupRoomKeys(version: string, roomId: string, options?: RequestOptions): Promise<ParsedRoomKeyBackup> {

@@ -7,6 +7,8 @@
  * fetch) first and write after.
  */
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { unpadBase64 } from '../core/base64.ts';
+import { type RestoreFailureKind, type RestoreState } from '../core/restore/state.ts';
 import type { BackupPin } from '../core/upload/pin.ts';
 import type { EncryptedSessionDataWire, UploadableSession } from '../core/upload/request.ts';
 import { initialUploadState, onSignedIn, type UploadState } from '../core/upload/state.ts';
@@ -23,6 +25,25 @@ export interface StoredSession extends UploadableSession {
   /** Changes whenever the row is replaced, so an upload that raced a better copy does not mark it. */
   revision: string;
   storedAt: number;
+  /** The last restore that handled this session (stored it, or found it already held). */
+  restoreId?: string;
+}
+
+/** A backup entry a restore could not use, and why; keyed like sessions. */
+export interface RestoreFailureRow {
+  roomId: string;
+  sessionId: string;
+  restoreId: string;
+  kind: RestoreFailureKind;
+  reason: string;
+}
+
+/** A key that was pinned before: sessions encrypted to it wait until the user proves it again. */
+export interface EarlierPin {
+  publicKey: string;
+  version: string;
+  userId: string;
+  unpinnedAt: number;
 }
 
 /** The access token, sealed with a non-extractable AES-GCM key that never leaves this database. */
@@ -46,6 +67,8 @@ interface KvValues {
   pin: BackupPin;
   upload: UploadState;
   tokenKey: CryptoKey;
+  restore: RestoreState;
+  earlierPins: EarlierPin[];
 }
 type KvKey = keyof KvValues;
 
@@ -56,6 +79,7 @@ interface VaultSchema extends DBSchema {
     indexes: { pending: [string, number] };
   };
   kv: { key: KvKey; value: KvValues[KvKey] };
+  restoreFailures: { key: [string, string]; value: RestoreFailureRow };
 }
 
 type UpgradeTx = IDBPTransaction<VaultSchema, StoreNames<VaultSchema>[], 'versionchange'>;
@@ -70,12 +94,67 @@ const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void> 
     sessions.createIndex('pending', ['publicKey', 'uploadedEpoch']);
     db.createObjectStore('kv');
   },
+  (db, tx) => {
+    db.createObjectStore('restoreFailures', { keyPath: ['roomId', 'sessionId'] });
+    // Public keys are compared as spelled (the pending index is an exact-string range), so one key
+    // must have one spelling: unpadded base64, as the spec writes it. Earlier versions pinned the
+    // server's spelling, which may carry "=" padding.
+    void normalisePublicKeys(tx);
+  },
 ];
+
+async function normalisePublicKeys(tx: UpgradeTx): Promise<void> {
+  const kv = tx.objectStore('kv');
+  const pin = (await kv.get('pin')) as BackupPin | undefined;
+  if (pin && pin.publicKey !== unpadBase64(pin.publicKey)) await kv.put({ ...pin, publicKey: unpadBase64(pin.publicKey) }, 'pin');
+  let cursor = await tx.objectStore('sessions').openCursor();
+  while (cursor) {
+    const row = cursor.value;
+    if (row.publicKey.endsWith('=')) await cursor.update({ ...row, publicKey: unpadBase64(row.publicKey) });
+    cursor = await cursor.continue();
+  }
+}
 
 export type PutOutcome = 'stored' | 'kept';
 
+/**
+ * Session counts kept in memory, so the popup's poll does not cost a count over 10⁵+ rows: counted
+ * once per worker start (or pin change), then adjusted by every write. Only the worker writes, through
+ * one Vault, so the adjustments see every change.
+ */
+interface Counters {
+  total: number | null;
+  /** Pending for `basis` (`publicKey|epoch`); null = count again. */
+  pending: { basis: string; count: number } | null;
+}
+
+function basisOf(pin: Pick<BackupPin, 'publicKey' | 'epoch'>): string {
+  return `${pin.publicKey}|${pin.epoch}`;
+}
+
+function pendingFor(row: Pick<StoredSession, 'publicKey' | 'uploadedEpoch'> | undefined, basis: string): boolean {
+  if (!row) return false;
+  const bar = basis.lastIndexOf('|');
+  return row.publicKey === basis.slice(0, bar) && row.uploadedEpoch < Number(basis.slice(bar + 1));
+}
+
 export class Vault {
+  readonly #counters: Counters = { total: null, pending: null };
+
   private constructor(private readonly db: IDBPDatabase<VaultSchema>) {}
+
+  /** After a committed write: what it did to the counters (rows before and after, per key). */
+  #count(changes: ReadonlyArray<{ before: StoredSession | undefined; after: StoredSession | undefined }>): void {
+    const c = this.#counters;
+    for (const { before, after } of changes) {
+      if (c.total !== null) c.total += (after ? 1 : 0) - (before ? 1 : 0);
+      if (c.pending) c.pending.count += (pendingFor(after, c.pending.basis) ? 1 : 0) - (pendingFor(before, c.pending.basis) ? 1 : 0);
+    }
+  }
+
+  #pinChanged(): void {
+    this.#counters.pending = null;
+  }
 
   static async open(name = VAULT_DB_NAME): Promise<Vault> {
     const db = await openDB<VaultSchema>(name, migrations.length, {
@@ -110,17 +189,24 @@ export class Vault {
     const [pin, upload] = await Promise.all([tx.store.get('pin') as Promise<BackupPin | undefined>, tx.store.get('upload') as Promise<UploadState | undefined>]);
     const writes: Array<Promise<unknown>> = [tx.store.put(account, 'account')];
     if (pin && pin.userId !== account.userId) {
-      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'));
+      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'), tx.store.delete('restore'));
     } else if (upload) {
       writes.push(tx.store.put(onSignedIn({ ...initialUploadState, ...upload }), 'upload'));
     }
     await Promise.all([...writes, tx.done]);
+    this.#pinChanged();
   }
 
   async clearAccount(): Promise<void> { await this.db.delete('kv', 'account'); }
 
   getPin(): Promise<BackupPin | undefined> { return this.get('pin'); }
-  setPin(pin: BackupPin): Promise<void> { return this.set('pin', pin); }
+  async setPin(pin: BackupPin): Promise<void> {
+    await this.set('pin', pin);
+    this.#pinChanged();
+  }
+
+  /** Keys pinned before the current one, newest first. */
+  async getEarlierPins(): Promise<EarlierPin[]> { return (await this.get('earlierPins')) ?? []; }
 
   async getUploadState(): Promise<UploadState> {
     return { ...initialUploadState, ...(await this.get('upload')) };
@@ -128,9 +214,22 @@ export class Vault {
   setUploadState(state: UploadState): Promise<void> { return this.set('upload', state); }
 
   /** Pin and upload state change together (a newly proved key starts with a fresh state). */
-  async setPinAndUploadState(pin: BackupPin, state: UploadState): Promise<void> {
+  async setPinAndUploadState(pin: BackupPin, state: UploadState, now = Date.now()): Promise<void> {
     const tx = this.db.transaction('kv', 'readwrite');
-    await Promise.all([tx.store.put(pin, 'pin'), tx.store.put(state, 'upload'), tx.done]);
+    const [previous, earlier] = await Promise.all([
+      tx.store.get('pin') as Promise<BackupPin | undefined>,
+      tx.store.get('earlierPins') as Promise<EarlierPin[] | undefined>,
+    ]);
+    const writes: Array<Promise<unknown>> = [tx.store.put(pin, 'pin'), tx.store.put(state, 'upload')];
+    // Sessions stay encrypted to the key they were stored under: remember it, so the popup can say
+    // how many wait for it and offer to take it.
+    if (previous && previous.publicKey !== pin.publicKey) {
+      const list = (earlier ?? []).filter((e) => e.publicKey !== previous.publicKey && e.publicKey !== pin.publicKey);
+      list.unshift({ publicKey: previous.publicKey, version: previous.version, userId: previous.userId, unpinnedAt: now });
+      writes.push(tx.store.put(list.slice(0, 20), 'earlierPins'));
+    }
+    await Promise.all([...writes, tx.done]);
+    this.#pinChanged();
   }
 
   /**
@@ -143,7 +242,9 @@ export class Vault {
 
   /** Moves the pin to a followed version (same key), if `from` is still the pinned backup. */
   async followPin(from: BackupPin, to: BackupPin, state: UploadState): Promise<boolean> {
-    return this.ifPinned(from, (store) => [store.put(to, 'pin'), store.put(state, 'upload')]);
+    const moved = await this.ifPinned(from, (store) => [store.put(to, 'pin'), store.put(state, 'upload')]);
+    this.#pinChanged();
+    return moved;
   }
 
   private async ifPinned(pin: BackupPin, write: (store: KvStore) => Array<Promise<unknown>>): Promise<boolean> {
@@ -192,7 +293,8 @@ export class Vault {
     const outcomes: PutOutcome[] = [];
     const writes: Array<Promise<unknown>> = [];
     // Two copies of one session in the same call: the better one wins.
-    const best = new Map<string, StoredCopy>();
+    const best = new Map<string, StoredSession>();
+    const changes: Array<{ before: StoredSession | undefined; after: StoredSession }> = [];
     rows.forEach((row, i) => {
       const key = sessionKey(row.roomId, row.sessionId);
       const stored = best.get(key) ?? existing[i];
@@ -202,9 +304,11 @@ export class Vault {
       }
       best.set(key, row);
       writes.push(tx.store.put(row));
+      changes.push({ before: stored, after: row });
       outcomes.push('stored');
     });
     await Promise.all([...writes, tx.done]);
+    this.#count(changes);
     return outcomes;
   }
 
@@ -214,12 +318,49 @@ export class Vault {
     return this.db.getAllFromIndex('sessions', 'pending', range, limit);
   }
 
+  /** Pending sessions for a pin: counted once, then kept by the writes (see Counters). */
   async countPending(publicKey: string, epoch: number): Promise<number> {
-    return this.db.countFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true));
+    const basis = basisOf({ publicKey, epoch });
+    const cached = this.#counters.pending;
+    if (cached?.basis === basis) return cached.count;
+    const count = await this.db.countFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true));
+    // A write that committed while counting would be missed: count again next time if one did.
+    this.#counters.pending = this.#counters.pending?.basis === basis ? this.#counters.pending : { basis, count };
+    return count;
   }
 
   async countSessions(): Promise<number> {
-    return this.db.count('sessions');
+    if (this.#counters.total !== null) return this.#counters.total;
+    const total = await this.db.count('sessions');
+    this.#counters.total ??= total;
+    return total;
+  }
+
+  /** Sessions encrypted to `publicKey` (an earlier pin's), whatever their upload state. */
+  async countForKey(publicKey: string): Promise<number> {
+    return this.db.countFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+  }
+
+  /** The ids of the sessions encrypted to `publicKey`. */
+  async keysForPublicKey(publicKey: string): Promise<Array<[string, string]>> {
+    return this.db.getAllKeysFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+  }
+
+  async getSessions(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<StoredSession | undefined>> {
+    const tx = this.db.transaction('sessions', 'readonly');
+    const rows = await Promise.all(keys.map(([r, s]) => tx.store.get([r, s])));
+    await tx.done;
+    return rows;
+  }
+
+  async getSession(roomId: string, sessionId: string): Promise<StoredSession | undefined> {
+    return this.db.get('sessions', [roomId, sessionId]);
+  }
+
+  /** Up to `limit` sessions in key order, after `after` (exclusive): the export walks the vault. */
+  async sessionsAfter(after: readonly [string, string] | null, limit: number): Promise<StoredSession[]> {
+    const range = after ? IDBKeyRange.lowerBound([after[0], after[1]], true) : undefined;
+    return this.db.getAll('sessions', range, limit);
   }
 
   /**
@@ -230,13 +371,124 @@ export class Vault {
     const tx = this.db.transaction('sessions', 'readwrite');
     const rows = await Promise.all(batch.map((b) => tx.store.get([b.roomId, b.sessionId])));
     const writes: Array<Promise<unknown>> = [];
+    const changes: Array<{ before: StoredSession; after: StoredSession }> = [];
     rows.forEach((row, i) => {
       if (row && row.revision === batch[i]!.revision && row.uploadedEpoch < epoch) {
-        writes.push(tx.store.put({ ...row, uploadedEpoch: epoch }));
+        const after = { ...row, uploadedEpoch: epoch };
+        writes.push(tx.store.put(after));
+        changes.push({ before: row, after });
       }
     });
     await Promise.all([...writes, tx.done]);
+    this.#count(changes);
     return writes.length;
+  }
+
+  // --- restore ---------------------------------------------------------------------------------
+
+  getRestoreState(): Promise<RestoreState | undefined> { return this.get('restore'); }
+
+  /** Starts a restore: its state replaces any earlier one, whose failure list goes with it. */
+  async startRestore(state: RestoreState): Promise<void> {
+    const tx = this.db.transaction(['kv', 'restoreFailures'], 'readwrite');
+    await Promise.all([tx.objectStore('restoreFailures').clear(), tx.objectStore('kv').put(state, 'restore'), tx.done]);
+  }
+
+  /**
+   * Rewrites the restore state if it is still restore `id` (compare-and-set); `update` returns the
+   * new state, or null to leave it. Returns the state written, or null.
+   */
+  async updateRestore(id: string, update: (state: RestoreState) => RestoreState | null): Promise<RestoreState | null> {
+    const tx = this.db.transaction('kv', 'readwrite');
+    const current = (await tx.store.get('restore')) as RestoreState | undefined;
+    const next = current && current.id === id ? update(current) : null;
+    await Promise.all([...(next ? [tx.store.put(next, 'restore')] : []), tx.done]);
+    return next;
+  }
+
+  /** What the vault holds for these entries, as a restore needs to know before decrypting them. */
+  async restoreLookup(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<{ row?: StoredCopy & { restoreId?: string }; failedBy?: string }>> {
+    const tx = this.db.transaction(['sessions', 'restoreFailures'], 'readonly');
+    const sessions = tx.objectStore('sessions');
+    const failures = tx.objectStore('restoreFailures');
+    const [rows, failed] = await Promise.all([
+      Promise.all(keys.map(([r, s]) => sessions.get([r, s]))),
+      Promise.all(keys.map(([r, s]) => failures.get([r, s]))),
+    ]);
+    await tx.done;
+    return keys.map((_, i) => {
+      const row = rows[i];
+      const failure = failed[i];
+      return {
+        ...(row ? { row: { firstMessageIndex: row.firstMessageIndex, publicKey: row.publicKey, ...(row.restoreId ? { restoreId: row.restoreId } : {}) } } : {}),
+        ...(failure ? { failedBy: failure.restoreId } : {}),
+      };
+    });
+  }
+
+  /**
+   * One restore chunk in one transaction: the decrypted-and-checked rows (kept out where the vault
+   * holds a better copy), the entries found already held (marked as handled), the failures, and the
+   * state with the chunk's counts. Nothing is written when the restore was cancelled or replaced
+   * meanwhile, or the pin moved to another key. Returns the state written, or null.
+   */
+  async commitRestoreChunk(
+    id: string,
+    chunk: { rows: readonly StoredSession[]; present: ReadonlyArray<readonly [string, string]>; failures: readonly RestoreFailureRow[]; rooms: number },
+    apply: (state: RestoreState, outcome: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => RestoreState,
+  ): Promise<RestoreState | null> {
+    const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite');
+    const sessions = tx.objectStore('sessions');
+    const kv = tx.objectStore('kv');
+    const [state, pin, existing, present] = await Promise.all([
+      kv.get('restore') as Promise<RestoreState | undefined>,
+      kv.get('pin') as Promise<BackupPin | undefined>,
+      Promise.all(chunk.rows.map((r) => sessions.get([r.roomId, r.sessionId]))),
+      Promise.all(chunk.present.map(([r, s]) => sessions.get([r, s]))),
+    ]);
+    if (!state || state.id !== id || state.phase !== 'running' || !pin || pin.publicKey !== state.publicKey) {
+      await tx.done;
+      return null;
+    }
+    const writes: Array<Promise<unknown>> = [];
+    const changes: Array<{ before: StoredSession | undefined; after: StoredSession }> = [];
+    let restored = 0;
+    let alreadyPresent = 0;
+    const mark = (row: StoredSession): void => {
+      // Handled by this restore: a resumed pass skips it without decrypting it again.
+      const after = { ...row, restoreId: id };
+      writes.push(sessions.put(after));
+      changes.push({ before: row, after });
+    };
+    chunk.rows.forEach((row, i) => {
+      const stored = existing[i];
+      if (stored && !isBetterCopy(row, stored)) {
+        alreadyPresent++;
+        mark(stored);
+        return;
+      }
+      restored++;
+      const after = { ...row, restoreId: id };
+      writes.push(sessions.put(after));
+      changes.push({ before: stored, after });
+    });
+    for (const row of present) {
+      // Gone since the lookup (nothing deletes rows today): nothing to mark, nothing to count.
+      if (!row) continue;
+      alreadyPresent++;
+      mark(row);
+    }
+    const failureStore = tx.objectStore('restoreFailures');
+    for (const failure of chunk.failures) writes.push(failureStore.put(failure));
+    const next = apply(state, { restored, alreadyPresent, failures: chunk.failures.map((f) => f.kind), rooms: chunk.rooms });
+    writes.push(kv.put(next, 'restore'));
+    await Promise.all([...writes, tx.done]);
+    this.#count(changes);
+    return next;
+  }
+
+  async restoreFailures(limit: number): Promise<RestoreFailureRow[]> {
+    return this.db.getAll('restoreFailures', undefined, limit);
   }
 }
 

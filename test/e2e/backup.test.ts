@@ -6,6 +6,7 @@
  * is killed again and again. Then the server swaps in a foreign key and gets nothing, and nothing
  * secret is found in the extension's storage.
  */
+import { getWholeBackup } from '../harness/whole-backup.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,7 +121,7 @@ describe(`${SESSIONS} sessions from Element's key file reach the server backup`,
   it('the server holds exactly the exported sessions, readable with the recovery key', async () => {
     const info = await direct.getLatestBackupVersion();
     expect(info?.count).toBe(SESSIONS);
-    const backup = await direct.getBackupKeys(info!.version);
+    const backup = await getWholeBackup(direct, info!.version);
     expect(backup.invalid).toEqual([]);
     const decryptor = await createBackupDecryptor(decodeRecoveryKey(recoveryKey));
     const entries: Array<{ roomId: string; sessionId: string; sd: EncryptedSessionData; fmi: number; fc: number; verified: boolean }> = [];

@@ -4,6 +4,7 @@
  * network failures through the fault proxy, then discovery. The last block needs no server: it
  * feeds an injected fetch the answers Synapse never gives (insecure URLs, broken JSON, HTTP dates).
  */
+import { getWholeBackup } from '../harness/whole-backup.ts';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WireError, type KeyBackupData } from '../../src/core/wire.ts';
@@ -187,7 +188,7 @@ describe('backup keys (reference §1.3)', () => {
     expect(stored).toEqual({ etag: expect.any(String), count: 1 });
     expect(await client.getBackupSessionKey(version, roomId, AWKWARD_SESSION_ID)).toEqual(entry(5, 'a'));
     // The server filed it under exactly that id, not a truncated or decoded one.
-    const all = await client.getBackupKeys(version);
+    const all = await getWholeBackup(client, version);
     expect(Object.keys(all.rooms)).toEqual([roomId]);
     expect(Object.keys(all.rooms[roomId]!.sessions)).toEqual([AWKWARD_SESSION_ID]);
     expect(all.invalid).toEqual([]);
@@ -246,12 +247,12 @@ describe('backup keys (reference §1.3)', () => {
     const all = await client.deleteBackupKeys(version);
     expect(all.count).toBe(0);
     expect(all.etag).not.toBe(room.etag);
-    expect(await client.getBackupKeys(version)).toEqual({ rooms: {}, invalid: [] });
+    expect(await getWholeBackup(client, version)).toEqual({ rooms: {}, invalid: [] });
   });
 
   it('answers key requests for an unknown version with 404', async () => {
     for (const call of [
-      () => client.getBackupKeys('999'), () => client.getBackupRoomKeys('999', roomId), () => client.deleteBackupKeys('999'),
+      () => getWholeBackup(client, '999'), () => client.getBackupRoomKeys('999', roomId), () => client.deleteBackupKeys('999'),
       () => client.deleteBackupRoomKeys('999', roomId), () => client.deleteBackupSessionKey('999', roomId, 's'),
     ]) {
       expect((await thrown(call(), HomeserverError)).errcode).toBe('M_NOT_FOUND');

@@ -3,6 +3,7 @@
  * the pinned key, through rate limits, server errors, dropped connections and stalls; version
  * changes are followed only when the key is ours; nothing is ever sent to a key we did not prove.
  */
+import { getWholeBackup } from '../harness/whole-backup.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackupDecryptor } from '../../src/core/index.ts';
 import { ingestSessions } from '../../src/background/ingest.ts';
@@ -22,7 +23,7 @@ async function newUser(): Promise<{ user: SynapseUser; client: HomeserverClient 
 
 /** Every entry of the server backup decrypted with the private key, by session id. */
 async function serverPlaintexts(client: HomeserverClient, version: string, privateKey: Uint8Array) {
-  const backup = await client.getBackupKeys(version);
+  const backup = await getWholeBackup(client, version);
   const decryptor = await createBackupDecryptor(privateKey);
   const out = new Map<string, { roomId: string; data: Record<string, unknown>; entry: { first_message_index: number; forwarded_count: number; is_verified: boolean } }>();
   for (const [roomId, room] of Object.entries(backup.rooms)) {

@@ -13,7 +13,7 @@ interface Rule { folders: string[]; packages: RegExp[] }
 
 const rules: Array<[RegExp, Rule]> = [
   [/^core\//, { folders: ['core'], packages: [/^@noble\//, /^@scure\/base$/] }],
-  [/^platform\//, { folders: ['core', 'shared', 'platform'], packages: [/^idb$/, /^webextension-polyfill$/] }],
+  [/^platform\//, { folders: ['core', 'shared', 'platform'], packages: [/^idb$/, /^webextension-polyfill$/, /^@streamparser\/json$/] }],
   [/^shared\//, { folders: ['core', 'shared'], packages: [] }],
   [/^background\//, { folders: ['core', 'platform', 'shared', 'background'], packages: [] }],
   // The page-world script runs with the page's privileges: no extension APIs, no polyfill.

@@ -31,7 +31,13 @@ describe('backup version info', () => {
 
   it('reads a supported version, keeping every auth_data member', () => {
     const withExtras = { ...good, auth_data: { public_key: PUBLIC_KEY, signatures: { '@a:b': { 'ed25519:DEV': 'sig' } }, 'org.example.x': 1 } };
-    expect(parseBackupVersionInfo(withExtras)).toEqual({ state: 'supported', ...withExtras });
+    expect(parseBackupVersionInfo(withExtras)).toEqual({ state: 'supported', ...withExtras, publicKey: PUBLIC_KEY });
+  });
+
+  it('gives the public key one spelling: a padded auth_data key is read unpadded, auth_data kept as sent', () => {
+    const padded = { ...good, auth_data: { public_key: `${PUBLIC_KEY}=` } };
+    const info = parseBackupVersionInfo(padded);
+    expect(info).toMatchObject({ state: 'supported', publicKey: PUBLIC_KEY, auth_data: { public_key: `${PUBLIC_KEY}=` } });
   });
 
   it('accepts a padded public key and the legacy passphrase members', () => {

@@ -1,0 +1,149 @@
+/**
+ * The restore engine's persisted state and the decisions it makes, with no I/O (like
+ * `src/core/upload/state.ts`): the service worker streams the backup, hands each chunk's outcome
+ * here, and writes the new state back in the same transaction as the chunk's rows, so a worker
+ * killed at any point resumes with counters that match what is stored.
+ */
+import { backoffDelay } from '../upload/state.ts';
+
+/** Why one backup entry could not be restored (mirrors the wire kinds in src/shared). */
+export type RestoreFailureKind =
+  | 'malformed' | 'base64' | 'mac' | 'padding' | 'json' | 'algorithm' | 'session-key' | 'session-id' | 'too-large';
+
+export type RestorePhase = 'running' | 'waiting' | 'cancelled' | 'done' | 'failed';
+
+export interface RestoreState {
+  /** Marks the rows and failures this restore has handled, so a resumed pass skips them. */
+  id: string;
+  userId: string;
+  version: string;
+  publicKey: string;
+  phase: RestorePhase;
+  /** The server's count at the start of the latest pass. */
+  serverCount: number;
+  restored: number;
+  alreadyPresent: number;
+  failed: number;
+  failuresByKind: Partial<Record<RestoreFailureKind, number>>;
+  /** Rooms seen in the furthest pass (a resumed pass starts counting again). */
+  rooms: number;
+  /** Full downloads started (a resume after a kill or an error starts a new one). */
+  passes: number;
+  startedAt: number;
+  finishedAt: number | null;
+  /** Time spent running (for the rate), and when the current running stretch began. */
+  activeMs: number;
+  runningSince: number | null;
+  attempt: number;
+  retryAt: number | null;
+  lastError: { kind: string; message: string; at: number } | null;
+}
+
+export function newRestore(init: { id: string; userId: string; version: string; publicKey: string; serverCount: number; now: number }): RestoreState {
+  return {
+    id: init.id, userId: init.userId, version: init.version, publicKey: init.publicKey,
+    phase: 'running', serverCount: init.serverCount,
+    restored: 0, alreadyPresent: 0, failed: 0, failuresByKind: {}, rooms: 0, passes: 0,
+    startedAt: init.now, finishedAt: null, activeMs: 0, runningSince: null,
+    attempt: 0, retryAt: null, lastError: null,
+  };
+}
+
+export function isActive(state: RestoreState | undefined): state is RestoreState {
+  return !!state && (state.phase === 'running' || state.phase === 'waiting');
+}
+
+/** Entries this restore has handled, in every pass together. */
+export function doneCount(state: RestoreState): number {
+  return state.restored + state.alreadyPresent + state.failed;
+}
+
+/** What one chunk did; added to the state in the chunk's own write transaction. */
+export interface ChunkOutcome {
+  restored: number;
+  alreadyPresent: number;
+  failures: RestoreFailureKind[];
+  rooms: number;
+}
+
+export function applyChunk(state: RestoreState, chunk: ChunkOutcome, now: number): RestoreState {
+  const failuresByKind = { ...state.failuresByKind };
+  for (const kind of chunk.failures) failuresByKind[kind] = (failuresByKind[kind] ?? 0) + 1;
+  return {
+    ...resumeClock(state, now),
+    restored: state.restored + chunk.restored,
+    alreadyPresent: state.alreadyPresent + chunk.alreadyPresent,
+    failed: state.failed + chunk.failures.length,
+    failuresByKind,
+    rooms: Math.max(state.rooms, chunk.rooms),
+    attempt: 0,
+  };
+}
+
+/** Starts (or keeps) the running clock. */
+function resumeClock(state: RestoreState, now: number): RestoreState {
+  return state.runningSince === null ? { ...state, runningSince: now } : state;
+}
+
+/** Stops the running clock, adding the stretch to activeMs. */
+function pauseClock(state: RestoreState, now: number): RestoreState {
+  if (state.runningSince === null) return state;
+  return { ...state, activeMs: state.activeMs + Math.max(0, now - state.runningSince), runningSince: null };
+}
+
+export function onPassStarted(state: RestoreState, serverCount: number, now: number): RestoreState {
+  return { ...resumeClock(state, now), phase: 'running', passes: state.passes + 1, serverCount, retryAt: null };
+}
+
+/** Most passes one restore makes: a pass that ends short (keys added meanwhile) is followed by another. */
+export const MAX_PASSES_WITHOUT_PROGRESS = 3;
+
+export type PassDecision = { action: 'done' } | { action: 'again' };
+
+/**
+ * After a full download: done when every entry the server counts has been handled. Fewer means
+ * entries arrived while the download ran (or the response was short): download again; the rows
+ * already handled are skipped without being decrypted.
+ */
+export function decideAfterPass(state: RestoreState, serverCount: number, passesWithoutProgress: number): PassDecision {
+  if (doneCount(state) >= serverCount) return { action: 'done' };
+  return passesWithoutProgress >= MAX_PASSES_WITHOUT_PROGRESS ? { action: 'done' } : { action: 'again' };
+}
+
+export function onFinished(state: RestoreState, phase: 'done' | 'cancelled' | 'failed', now: number, error?: { kind: string; message: string }): RestoreState {
+  return {
+    ...pauseClock(state, now),
+    phase,
+    finishedAt: now,
+    retryAt: null,
+    ...(error ? { lastError: { ...error, at: now } } : {}),
+  };
+}
+
+/** A server error or a dropped connection: pause, and resume at the backoff time (or the server's). */
+export function onPassFailed(state: RestoreState, error: { kind: string; message: string; retryAfterMs?: number }, now: number, random: () => number): RestoreState {
+  const attempt = state.attempt + 1;
+  const wait = error.retryAfterMs ?? backoffDelay(attempt - 1, random);
+  return {
+    ...pauseClock(state, now),
+    phase: 'waiting',
+    attempt,
+    retryAt: now + Math.max(0, wait),
+    lastError: { kind: error.kind, message: error.message, at: now },
+  };
+}
+
+/** A worker that was killed mid-pass left the clock running; a new worker starts a new stretch. */
+export function onResumed(state: RestoreState, now: number): RestoreState {
+  return { ...pauseClock(state, now), phase: 'running', retryAt: null, runningSince: now };
+}
+
+/** Keys per second over the running time, and the seconds left at that rate. */
+export function restoreRate(state: RestoreState, now: number): { rate: number | null; secondsLeft: number | null } {
+  const active = state.activeMs + (state.runningSince !== null && state.phase === 'running' ? Math.max(0, now - state.runningSince) : 0);
+  const handled = doneCount(state);
+  if (active < 500 || handled === 0) return { rate: null, secondsLeft: null };
+  const rate = handled / (active / 1000);
+  const left = Math.max(0, state.serverCount - handled);
+  return { rate: Math.round(rate), secondsLeft: state.phase === 'done' ? 0 : Math.ceil(left / rate) };
+}

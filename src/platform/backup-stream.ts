@@ -1,0 +1,82 @@
+/**
+ * Reads `GET /room_keys/keys` as it arrives: a streaming JSON parser (`@streamparser/json`) emits
+ * each `rooms.<roomId>.sessions.<sessionId>` entry and drops it from its stack, so memory holds one
+ * chunk of entries, not the backup (≈ 500 bytes of JSON per key: 50 MB for 10⁵ keys, which
+ * `JSON.parse` would hold two to four times over). Backpressure is the reader: the next network
+ * chunk is read only after the caller has handled the entries already parsed.
+ */
+import { JSONParser } from '@streamparser/json';
+import { ConnectionError, HomeserverError } from './homeserver.ts';
+
+export interface RawBackupEntry {
+  roomId: string;
+  sessionId: string;
+  /** The entry as the server sent it: checked by the caller (parseKeyBackupData). */
+  value: unknown;
+}
+
+const ENDPOINT = 'GET /room_keys/keys';
+
+function malformed(message: string, cause?: unknown): HomeserverError {
+  return new HomeserverError({ status: 200, endpoint: ENDPOINT, message: `${ENDPOINT}: the homeserver's answer does not match the spec: ${message}`, cause });
+}
+
+/**
+ * Yields the entries of a backup download in chunks of about `chunkSize`. Throws HomeserverError
+ * (status 200) when the body is not a backup, ConnectionError when it stops arriving for
+ * `idleTimeoutMs` or ends before the JSON does.
+ */
+export async function* backupEntryChunks(
+  stream: ReadableStream<Uint8Array>,
+  options: { chunkSize: number; idleTimeoutMs: number },
+): AsyncGenerator<RawBackupEntry[]> {
+  const parser = new JSONParser({ paths: ['$.rooms.*.sessions.*'], keepStack: false });
+  let queue: RawBackupEntry[] = [];
+  let ended = false;
+  let shapeError: HomeserverError | null = null;
+  parser.onValue = ({ value, key, stack }) => {
+    const roomId = stack[2]?.key;
+    if (typeof key !== 'string' || typeof roomId !== 'string' || stack[1]?.key !== 'rooms' || stack[3]?.key !== 'sessions') {
+      shapeError ??= malformed('"rooms" must map room ids to objects whose "sessions" map session ids to entries');
+      return;
+    }
+    queue.push({ roomId, sessionId: key, value });
+  };
+  parser.onEnd = () => { ended = true; };
+  parser.onError = (e) => { shapeError ??= malformed(`the body is not JSON (${e.message})`, e); };
+
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await readWithin(reader, options.idleTimeoutMs);
+      if (done) break;
+      if (!ended) parser.write(value);
+      if (shapeError) throw shapeError;
+      if (queue.length >= options.chunkSize) {
+        const chunk = queue;
+        queue = [];
+        yield chunk;
+      }
+    }
+    if (!ended) throw new ConnectionError('network', ENDPOINT, `${ENDPOINT}: the download ended before the backup did`);
+    if (queue.length > 0) yield queue;
+  } finally {
+    // Stopping early (an error, a cancel, a kill of the loop) ends the download too.
+    reader.cancel().catch(() => undefined);
+  }
+}
+
+async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConnectionError('timeout', ENDPOINT, `${ENDPOINT}: the download stalled for ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([reader.read(), idle]);
+  } catch (e) {
+    if (e instanceof ConnectionError) throw e;
+    throw new ConnectionError('network', ENDPOINT, `${ENDPOINT}: the download broke off (${e instanceof Error ? e.message : String(e)})`, e);
+  } finally {
+    clearTimeout(timer);
+  }
+}
