@@ -13,6 +13,14 @@ export type AppErrorKind =
   | 'not-a-key' // the text is not a recovery key at all (format)
   | 'wrong-key' // a valid recovery key that does not match the backup
   | 'too-large' // a session far larger than any real one
+  | 'empty-input'
+  | 'older-backup-key' // a valid key of an earlier backup version
+  | 'no-secret-storage' // a phrase on an account without secret storage
+  | 'no-phrase' // a phrase on a secret storage set up without one
+  | 'wrong-phrase'
+  | 'rate-limited' // too many failed attempts in a row
+  | 'locked' // needs the vault unlocked
+  | 'restore-running'
   | 'bad-request'; // a malformed message from an extension page
 
 export class AppError extends Error {

@@ -4,12 +4,14 @@
  * promise. Nothing here holds state that matters across a kill: it all lives in the vault.
  */
 import { browser, type MessageSender } from '../platform/extension.ts';
+import { sessionUnlockStore } from '../platform/unlock-store.ts';
 import { Vault } from '../platform/vault.ts';
 import { isRequest, type Result, type WorkerStatus } from '../shared/messages.ts';
 import { route, senderTier } from './router.ts';
 import { createServices, type Services } from './services.ts';
 
 const UPLOAD_ALARM = 'upload';
+const RESTORE_ALARM = 'restore';
 const bootId = crypto.randomUUID();
 const startedAt = Date.now();
 
@@ -17,17 +19,23 @@ function worker(): WorkerStatus {
   return { product: 'Matrix Key Vault', version: browser.runtime.getManifest().version, bootId, startedAt };
 }
 
+function alarmAt(name: string): (at: number | null) => Promise<void> {
+  return async (at) => {
+    if (at === null) await browser.alarms.clear(name);
+    else await browser.alarms.create(name, { when: Math.max(at, Date.now() + 1000) });
+  };
+}
+
 const ready: Promise<Services> = Vault.open().then((vault) => createServices(vault, {
   worker,
-  async scheduleWake(at) {
-    if (at === null) await browser.alarms.clear(UPLOAD_ALARM);
-    else await browser.alarms.create(UPLOAD_ALARM, { when: Math.max(at, Date.now() + 1000) });
-  },
+  scheduleWake: alarmAt(UPLOAD_ALARM),
+  scheduleRestoreWake: alarmAt(RESTORE_ALARM),
+  unlockStore: sessionUnlockStore(browser.storage.session),
   async keepAlive() {
     await browser.runtime.getPlatformInfo();
   },
   report(error) {
-    console.error('Matrix Key Vault: upload run failed unexpectedly:', error instanceof Error ? error.message : error);
+    console.error('Matrix Key Vault: a background run failed unexpectedly:', error instanceof Error ? error.message : error);
   },
 }));
 
@@ -41,11 +49,16 @@ browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) 
 
 browser.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === UPLOAD_ALARM) return ready.then((services) => services.driver.run()).then(() => undefined);
+  if (alarm.name === RESTORE_ALARM) return ready.then((services) => services.restore.run()).then(() => undefined);
   return undefined;
 });
 
 // Every start of the worker is a chance to resume: whatever woke it (a message, an alarm, a browser
 // start), pending sessions wait in the vault, and a run killed mid-request must not wait for its alarm.
-void ready.then((s) => s.kickUpload());
-browser.runtime.onStartup.addListener(() => void ready.then((s) => s.kickUpload()));
-browser.runtime.onInstalled.addListener(() => void ready.then((s) => s.kickUpload()));
+function resume(s: Services): void {
+  s.kickUpload();
+  s.kickRestore();
+}
+void ready.then(resume);
+browser.runtime.onStartup.addListener(() => void ready.then(resume));
+browser.runtime.onInstalled.addListener(() => void ready.then(resume));

@@ -10,8 +10,11 @@ import { createBackup, joinBackup, pinSummary } from './backup.ts';
 import { AppError, toWireError } from './errors.ts';
 import { requireArray, requireString } from './fields.ts';
 import { ingestSessions } from './ingest.ts';
+import { exportBatch, MAX_EXPORT_BATCH, moveEarlierSessions } from './keys-out.ts';
+import type { UnlockedKey } from '../platform/unlock-store.ts';
 import type { Services } from './services.ts';
-import { uploadSummary, vaultStatus } from './status.ts';
+import { restoreSummary, uploadSummary, vaultStatus } from './status.ts';
+import { unlockVault } from './unlock.ts';
 
 export type SenderTier = 'extension-page' | 'untrusted';
 
@@ -37,7 +40,7 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
   const { vault, driver } = services;
   switch (request.type) {
     case 'status.get':
-      return vaultStatus(vault, services.worker(), driver.isRunning, request.refresh === true) satisfies Promise<VaultStatus>;
+      return vaultStatus(vault, services.unlockStore, services.worker(), driver.isRunning, request.refresh === true) satisfies Promise<VaultStatus>;
     case 'account.login': {
       const account = await signInWithPassword(vault, requireString(request, 'homeserver', 512), requireString(request, 'user', 512), requireString(request, 'password'));
       services.kickUpload();
@@ -48,8 +51,12 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       services.kickUpload();
       return account;
     }
-    case 'account.signOut':
+    case 'account.signOut': {
+      await services.restore.cancel();
+      await services.unlockStore.clear();
+      services.sessions.forget();
       return signOut(vault);
+    }
     case 'backup.create': {
       const { client, userId } = await requireClient(vault);
       const pin = await createBackup(vault, client, userId, requireString(request, 'recoveryKey', 256));
@@ -67,6 +74,45 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       if (result.stored > 0) services.kickUpload();
       return result;
     }
+    case 'vault.unlock': {
+      const { client, userId } = await requireClient(vault);
+      const unlocked = await unlockVault({ vault, client, userId, store: services.unlockStore, limiter: services.unlockLimiter, now: Date.now },
+        requireString(request, 'input', 1_000_000));
+      services.sessions.forget();
+      services.kickUpload();
+      services.kickRestore(); // a restore that waited for the key (after a browser restart) goes on
+      return unlocked;
+    }
+    case 'vault.lock':
+      await services.unlockStore.clear();
+      services.sessions.forget();
+      return null;
+    case 'restore.start': {
+      const state = await services.restore.start();
+      services.sessions.clearMisses();
+      services.kickRestore();
+      return restoreSummary(state, await services.unlockStore.get(), Date.now());
+    }
+    case 'restore.cancel': {
+      const state = await services.restore.cancel();
+      return state ? restoreSummary(state, await services.unlockStore.get(), Date.now()) : null;
+    }
+    case 'restore.failures': {
+      const limit = typeof request.limit === 'number' && request.limit > 0 ? Math.min(request.limit, 1000) : 100;
+      const rows = await vault.restoreFailures(limit);
+      return rows.map(({ roomId, sessionId, kind, reason }) => ({ roomId, sessionId, kind, reason }));
+    }
+    case 'vault.exportBatch': {
+      const key = await requireUnlocked(services);
+      const limit = typeof request.limit === 'number' && request.limit > 0 ? Math.min(request.limit, MAX_EXPORT_BATCH) : 500;
+      return exportBatch(vault, key, parseAfter(request.after), limit);
+    }
+    case 'earlier.unlock': {
+      const { client, userId } = await requireClient(vault);
+      const moved = await moveEarlierSessions(vault, client, userId, requireString(request, 'input', 1024), requireString(request, 'publicKey', 100));
+      if (moved.moved > 0) services.kickUpload();
+      return moved;
+    }
     case 'upload.retry': {
       const state = await vault.getUploadState();
       if (state.stopped) throw new AppError('bad-request', 'Uploading is stopped until the problem shown in the popup is resolved.');
@@ -75,4 +121,16 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       return uploadSummary(vault, true);
     }
   }
+}
+
+async function requireUnlocked(services: Services): Promise<UnlockedKey> {
+  const [key, account] = await Promise.all([services.unlockStore.get(), services.vault.getAccount()]);
+  if (!key || !account || key.userId !== account.userId) throw new AppError('locked', 'The vault is locked: unlock it with your recovery key first.');
+  return key;
+}
+
+function parseAfter(value: unknown): [string, string] | null {
+  if (value === undefined || value === null) return null;
+  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'string' && v.length <= 1024)) return [value[0], value[1]];
+  throw new AppError('bad-request', '"after" must be a [roomId, sessionId] pair.');
 }

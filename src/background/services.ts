@@ -3,10 +3,15 @@
  * wired to the homeserver client and the alarms API.
  */
 import type { HomeserverClient } from '../platform/homeserver.ts';
+import type { UnlockStore } from '../platform/unlock-store.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { WorkerStatus } from '../shared/messages.ts';
 import { clientFor } from './account.ts';
 import { toServerBackupInfo } from './backup.ts';
+import { RestoreDriver, type RestoreServer } from './restore-driver.ts';
+import { AppError } from './errors.ts';
+import { SessionFetcher } from './session-fetch.ts';
+import { AttemptLimiter } from './unlock.ts';
 import { UploadDriver, type BackupServer } from './upload-driver.ts';
 
 /**
@@ -33,16 +38,32 @@ export const UPLOAD_BATCH_SIZE = 500;
 /** Chrome kills a worker whose fetch takes over 30 s to answer; give up on an upload before that. */
 export const UPLOAD_TIMEOUT_MS = 20_000;
 
+/**
+ * Entries per restore chunk: one vault lookup, one decryptMany, one write transaction. Larger
+ * chunks amortise the transaction; smaller ones bound memory and lose less work to a kill.
+ */
+export const RESTORE_CHUNK_SIZE = 1000;
+/** A download that sends nothing for this long is treated as a stalled connection. */
+export const RESTORE_IDLE_TIMEOUT_MS = 30_000;
+
 export interface Services {
   vault: Vault;
   driver: UploadDriver;
+  restore: RestoreDriver;
+  sessions: SessionFetcher;
+  unlockStore: UnlockStore;
+  unlockLimiter: AttemptLimiter;
   worker(): WorkerStatus;
   /** Starts an upload run unless one is going; never throws (the driver records its own errors). */
   kickUpload(): void;
+  /** Runs the active restore unless it runs already; never throws (the driver records its own errors). */
+  kickRestore(): void;
 }
 
 export interface ServiceHooks {
   scheduleWake(at: number | null): Promise<void>;
+  scheduleRestoreWake(at: number | null): Promise<void>;
+  unlockStore: UnlockStore;
   keepAlive(): Promise<void>;
   worker(): WorkerStatus;
   /** Where an unexpected failure of a background run goes (the worker's console). */
@@ -65,7 +86,42 @@ export async function backupServerFor(vault: Vault): Promise<BackupServer | null
   return client ? backupServer(client) : null;
 }
 
+export function restoreServer(client: HomeserverClient): RestoreServer {
+  return {
+    currentBackup: () => client.getLatestBackupVersion({ timeoutMs: 20_000 }),
+    // Synapse builds the whole answer before it sends a byte: allow it the time (reference §1.5).
+    streamKeys: (version) => client.streamBackupKeys(version, { timeoutMs: 120_000 }),
+  };
+}
+
 export function createServices(vault: Vault, hooks: ServiceHooks): Services {
+  const newId = (): string => crypto.randomUUID();
+  const restore = new RestoreDriver({
+    vault,
+    server: async () => {
+      const client = await clientFor(vault);
+      return client ? restoreServer(client) : null;
+    },
+    unlocked: () => hooks.unlockStore.get(),
+    scheduleWake: hooks.scheduleRestoreWake,
+    keepAlive: hooks.keepAlive,
+    now: Date.now,
+    random: Math.random,
+    newId,
+    chunkSize: RESTORE_CHUNK_SIZE,
+    idleTimeoutMs: RESTORE_IDLE_TIMEOUT_MS,
+  });
+  const sessions = new SessionFetcher({
+    vault,
+    unlocked: () => hooks.unlockStore.get(),
+    getBackupSession: async (version, roomId, sessionId) => {
+      const client = await clientFor(vault);
+      if (!client) throw new AppError('not-signed-in', 'Sign in to your Matrix account first.');
+      return client.getBackupSessionKey(version, roomId, sessionId, { timeoutMs: 15_000 });
+    },
+    now: Date.now,
+    newId,
+  });
   const driver = new UploadDriver({
     vault,
     server: () => backupServerFor(vault),
@@ -78,9 +134,16 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
   return {
     vault,
     driver,
+    restore,
+    sessions,
+    unlockStore: hooks.unlockStore,
+    unlockLimiter: new AttemptLimiter(),
     worker: hooks.worker,
     kickUpload() {
       driver.run().catch(hooks.report);
+    },
+    kickRestore() {
+      restore.run().catch(hooks.report);
     },
   };
 }

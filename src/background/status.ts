@@ -1,8 +1,11 @@
 /** What the popup shows: account, pinned backup, upload progress, and (on request) the server's backup. */
+import { restoreRate, type RestoreState } from '../core/restore/state.ts';
+import type { UnlockStore } from '../platform/unlock-store.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { UploadSummary, VaultStatus, WorkerStatus } from '../shared/messages.ts';
+import type { EarlierKeySummary, RestoreSummary, UploadSummary, VaultStatus, WorkerStatus } from '../shared/messages.ts';
 import { clientFor, summarize } from './account.ts';
 import { inspectServerBackup, pinSummary } from './backup.ts';
+import { summarizeUnlock } from './unlock.ts';
 
 export async function uploadSummary(vault: Vault, running: boolean): Promise<UploadSummary> {
   const [pin, state, stored] = await Promise.all([vault.getPin(), vault.getUploadState(), vault.countSessions()]);
@@ -21,9 +24,43 @@ export async function uploadSummary(vault: Vault, running: boolean): Promise<Upl
   };
 }
 
-export async function vaultStatus(vault: Vault, worker: WorkerStatus, uploading: boolean, refresh: boolean): Promise<VaultStatus> {
-  const [account, pin, upload] = await Promise.all([vault.getAccount(), vault.getPin(), uploadSummary(vault, uploading)]);
-  const status: VaultStatus = { worker, account: account ? summarize(account) : null, backup: pin ? pinSummary(pin) : null, upload };
+/** The restore as the popup shows it; an active restore whose key is not unlocked waits for the user. */
+export function restoreSummary(state: RestoreState, unlockedFor: { version: string; publicKey: string } | null, now: number): RestoreSummary {
+  const active = state.phase === 'running' || state.phase === 'waiting';
+  const locked = active && (!unlockedFor || unlockedFor.version !== state.version || unlockedFor.publicKey !== state.publicKey);
+  const { rate, secondsLeft } = restoreRate(state, now);
+  return {
+    id: state.id, version: state.version, phase: locked ? 'locked' : state.phase, serverCount: state.serverCount,
+    done: state.restored + state.alreadyPresent + state.failed, restored: state.restored, alreadyPresent: state.alreadyPresent,
+    failed: state.failed, failuresByKind: state.failuresByKind, rooms: state.rooms, startedAt: state.startedAt,
+    finishedAt: state.finishedAt, rate, secondsLeft, retryAt: state.retryAt, lastError: state.lastError,
+  };
+}
+
+/** Sessions waiting for an earlier pinned key: counted only when the popup opens (refresh). */
+async function earlierKeys(vault: Vault, currentKey: string | undefined): Promise<EarlierKeySummary[]> {
+  const out: EarlierKeySummary[] = [];
+  for (const earlier of await vault.getEarlierPins()) {
+    if (earlier.publicKey === currentKey) continue;
+    const count = await vault.countForKey(earlier.publicKey);
+    if (count > 0) out.push({ publicKey: earlier.publicKey, version: earlier.version, count });
+  }
+  return out;
+}
+
+export async function vaultStatus(vault: Vault, unlockStore: UnlockStore, worker: WorkerStatus, uploading: boolean, refresh: boolean): Promise<VaultStatus> {
+  const [account, pin, upload, unlocked, restore] = await Promise.all([
+    vault.getAccount(), vault.getPin(), uploadSummary(vault, uploading), unlockStore.get(), vault.getRestoreState(),
+  ]);
+  const status: VaultStatus = {
+    worker,
+    account: account ? summarize(account) : null,
+    backup: pin ? pinSummary(pin) : null,
+    upload,
+    unlocked: unlocked && account && unlocked.userId === account.userId ? summarizeUnlock(unlocked) : null,
+    restore: restore && account && restore.userId === account.userId ? restoreSummary(restore, unlocked, Date.now()) : null,
+    ...(refresh ? { earlier: await earlierKeys(vault, pin?.publicKey) } : {}),
+  };
   if (refresh && account) {
     const client = await clientFor(vault);
     if (client) status.server = await inspectServerBackup(client, pin);

@@ -57,11 +57,77 @@ export interface UploadSummary {
   notice: { message: string; at: number } | null;
 }
 
+/** How the user proved the backup key when unlocking. */
+export type UnlockMethod = 'security-key' | 'security-phrase' | 'recovery-key' | 'legacy-phrase';
+
+/** The vault is unlocked: the backup private key is held in memory-only extension storage. */
+export interface UnlockSummary {
+  version: string;
+  publicKey: string;
+  via: UnlockMethod;
+  at: number;
+}
+
+/** Why one backup entry could not be restored. */
+export type RestoreFailureKind =
+  | 'malformed' // the entry does not match the spec (missing fields, wrong types)
+  | 'base64' | 'mac' | 'padding' | 'json' // the ciphertext
+  | 'algorithm' // the plaintext is not an m.megolm.v1.aes-sha2 session
+  | 'session-key' // the session key does not parse
+  | 'session-id' // the session id does not match its key
+  | 'too-large';
+
+export interface RestoreFailureSummary {
+  roomId: string;
+  sessionId: string;
+  kind: RestoreFailureKind;
+  reason: string;
+}
+
+/**
+ * A restore of the server's backup into the vault. running: a pass is going or will resume by
+ * itself; waiting: paused after a server or network error until retryAt; locked: resumes once the
+ * user unlocks again (after a browser restart); cancelled/done/failed: finished.
+ */
+export interface RestoreSummary {
+  id: string;
+  version: string;
+  phase: 'running' | 'waiting' | 'locked' | 'cancelled' | 'done' | 'failed';
+  /** The server's count when the restore started (and after each pass). */
+  serverCount: number;
+  /** Entries handled by this restore: restored + alreadyPresent + failed. */
+  done: number;
+  restored: number;
+  /** Held before the restore began, as good or better. */
+  alreadyPresent: number;
+  failed: number;
+  failuresByKind: Partial<Record<RestoreFailureKind, number>>;
+  rooms: number;
+  startedAt: number;
+  finishedAt: number | null;
+  /** Keys per second over the restore's running time, and the estimated seconds left. */
+  rate: number | null;
+  secondsLeft: number | null;
+  retryAt: number | null;
+  lastError: { kind: string; message: string; at: number } | null;
+}
+
+/** Sessions in the vault encrypted to a key that is no longer pinned: they wait for that key. */
+export interface EarlierKeySummary {
+  publicKey: string;
+  version: string;
+  count: number;
+}
+
 export interface VaultStatus {
   worker: WorkerStatus;
   account: AccountSummary | null;
   backup: PinSummary | null;
   upload: UploadSummary;
+  unlocked: UnlockSummary | null;
+  restore: RestoreSummary | null;
+  /** Present when the request asked to refresh (it costs a count per earlier key). */
+  earlier?: EarlierKeySummary[];
   /** Present when the request asked to refresh from the server. */
   server?: ServerBackupSummary;
 }
@@ -98,6 +164,32 @@ export interface RequestMap {
   'sessions.import': { request: { sessions: unknown[] }; response: ImportSummary };
   /** Retry uploading now, ignoring the backoff. */
   'upload.retry': { request: Record<never, never>; response: UploadSummary };
+  /**
+   * Unlock with what the user has (Security Key, Security Phrase, raw backup key, legacy phrase),
+   * proved against the server's current backup; pins its key when none is pinned.
+   */
+  'vault.unlock': { request: { input: string }; response: UnlockSummary };
+  /** Forget the private key. */
+  'vault.lock': { request: Record<never, never>; response: null };
+  /** Restore the whole current backup into the vault (needs the vault unlocked). */
+  'restore.start': { request: Record<never, never>; response: RestoreSummary };
+  'restore.cancel': { request: Record<never, never>; response: RestoreSummary | null };
+  /** The latest restore's failures, with reasons (at most `limit`). */
+  'restore.failures': { request: { limit?: number }; response: RestoreFailureSummary[] };
+  /** Decrypted sessions for a key file, in vault order after `after` (needs the vault unlocked). */
+  'vault.exportBatch': { request: { after?: [string, string] | null; limit?: number }; response: ExportBatch };
+  /** Prove an earlier backup's key and move its waiting sessions to the current backup. */
+  'earlier.unlock': { request: { input: string; publicKey: string }; response: { moved: number; failed: number } };
+}
+
+export interface ExportBatch {
+  /** Sessions in key-export form (what `importRoomKeys` and key files take). */
+  sessions: unknown[];
+  /** Pass as `after` for the next batch; null when this was the last. */
+  next: [string, string] | null;
+  /** Rows that could not be decrypted with the unlocked key (another key's, or damaged). */
+  skipped: number;
+  total: number;
 }
 
 export type RequestType = keyof RequestMap;
@@ -109,6 +201,7 @@ export type ResponseValue<T extends RequestType> = RequestMap[T]['response'];
 const requestTypes: ReadonlySet<string> = new Set<RequestType>([
   'status.get', 'account.login', 'account.useToken', 'account.signOut',
   'backup.create', 'backup.join', 'sessions.import', 'upload.retry',
+  'vault.unlock', 'vault.lock', 'restore.start', 'restore.cancel', 'restore.failures', 'vault.exportBatch', 'earlier.unlock',
 ]);
 
 /** Narrowing guard for anything that arrives over runtime messaging; fields are checked by handlers. */

@@ -3,6 +3,7 @@
  * re-check of the server's backup that fails or finds nothing changed, a key proved while a request
  * is in flight, another account signing in, and the worker's requests end to end through its router.
  */
+import { memoryUnlockStore } from '../../src/platform/unlock-store.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBase64, encodeRecoveryKey, createSecretStorageKeyCheck, MEGOLM_BACKUP_SECRET_NAME, SECRET_STORAGE_ALGORITHM } from '../../src/core/index.ts';
 import { requireClient, signInWithPassword, signOut } from '../../src/background/account.ts';
@@ -189,7 +190,7 @@ describe('the worker\'s requests, through its router', () => {
   beforeAll(async () => {
     vault = await freshVault();
     services = createServices(vault, {
-      scheduleWake: async () => {}, keepAlive: async () => {}, report: (e) => { throw e; },
+      scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: (e) => { throw e; },
       worker: () => ({ product: 'Matrix Key Vault', version: 'test', bootId: 'b', startedAt: 0 }),
     });
   });

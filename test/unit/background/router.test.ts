@@ -1,4 +1,5 @@
 /** Trust tiers and request checks in the worker's router, with browser-shaped senders. */
+import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import { AppError, toWireError } from '../../../src/background/errors.ts';
@@ -49,7 +50,7 @@ describe('requests', () => {
   it('answers bad or refused requests with typed errors, never a throw', async () => {
     const vault = await Vault.open(`router-${Date.now()}`);
     const services = createServices(vault, {
-      scheduleWake: async () => {}, keepAlive: async () => {}, report: () => {},
+      scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: () => {},
       worker: () => ({ product: 'Matrix Key Vault', version: '0', bootId: 'b', startedAt: 0 }),
     });
     expect(await route(services, { type: 'sessions.import', sessions: 'nope' } as never)).toMatchObject({ ok: false, error: { kind: 'bad-request' } });

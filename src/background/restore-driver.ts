@@ -1,0 +1,302 @@
+/**
+ * Drives a restore (DESIGN flow 3): downloads the current backup as a stream, checks each entry by
+ * decrypting it, and stores it in the vault in its backup-encrypted form (the server's
+ * `session_data`: no plaintext at rest), marked as uploaded to that version. Each chunk's rows,
+ * failures and counters are written in one transaction, tagged with the restore's id, so a worker
+ * killed at any point resumes with a new download that skips what is done without decrypting it
+ * again. Like the upload driver, retries are alarm times stored with the state, never sleeps.
+ */
+import { createBackupDecryptor, decodeBase64, parseExportedSession, type BackedUpSessionData, type BackupDecryptor } from '../core/index.ts';
+import {
+  applyChunk, decideAfterPass, doneCount, isActive, newRestore, onFinished, onPassFailed, onPassStarted, onResumed,
+  type RestoreFailureKind, type RestoreState,
+} from '../core/restore/state.ts';
+import { MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
+import { parseKeyBackupData, WireError, type BackupVersionInfo, type KeyBackupData } from '../core/wire.ts';
+import type { UnlockedKey } from '../platform/unlock-store.ts';
+import type { RestoreFailureRow, StoredSession, Vault } from '../platform/vault.ts';
+import { AppError } from './errors.ts';
+import { backupEntryChunks, type RawBackupEntry } from '../platform/backup-stream.ts';
+import { toUploadFailure } from './upload-driver.ts';
+
+/** What the restore needs from the homeserver. */
+export interface RestoreServer {
+  currentBackup(): Promise<BackupVersionInfo | null>;
+  streamKeys(version: string): Promise<ReadableStream<Uint8Array>>;
+}
+
+export interface RestoreDriverDeps {
+  vault: Vault;
+  server(): Promise<RestoreServer | null>;
+  /** The unlocked key (memory-only storage), or null while locked. */
+  unlocked(): Promise<UnlockedKey | null>;
+  scheduleWake(at: number | null): Promise<void>;
+  keepAlive(): Promise<void>;
+  now(): number;
+  random(): number;
+  newId(): string;
+  /** Entries per chunk: one lookup, one decryptMany, one write transaction. */
+  chunkSize: number;
+  /** A download that sends nothing for this long is a timeout. */
+  idleTimeoutMs: number;
+}
+
+export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled' | 'failed' | 'signed-out';
+
+/** If the worker dies mid-download, this alarm resumes the restore. */
+const RESUME_AFTER_MS = 60_000;
+
+export class RestoreDriver {
+  private running: Promise<RestoreOutcome> | null = null;
+
+  constructor(private readonly deps: RestoreDriverDeps) {}
+
+  get isRunning(): boolean {
+    return this.running !== null;
+  }
+
+  /** Starts a restore of the server's current backup with the unlocked key; it runs in the background. */
+  async start(): Promise<RestoreState> {
+    const { vault, now } = this.deps;
+    const key = await this.deps.unlocked();
+    if (!key) throw new AppError('locked', 'Unlock the vault with your recovery key first.');
+    const current = await vault.getRestoreState();
+    if (isActive(current)) throw new AppError('restore-running', 'A restore is already running; cancel it first to start again.');
+    const server = await this.deps.server();
+    if (!server) throw new AppError('not-signed-in', 'Sign in to your Matrix account first.');
+    const info = await server.currentBackup();
+    if (!info || info.state !== 'supported' || info.version !== key.version || info.publicKey !== key.publicKey) {
+      throw new AppError('locked', 'The backup on the server changed since you unlocked; unlock again with its recovery key.');
+    }
+    const state = newRestore({ id: this.deps.newId(), userId: key.userId, version: info.version, publicKey: info.publicKey, serverCount: info.count, now: now() });
+    await vault.startRestore(state);
+    return state;
+  }
+
+  /** Stops the restore; what it stored stays (and counts as restored). */
+  async cancel(): Promise<RestoreState | null> {
+    const state = await this.deps.vault.getRestoreState();
+    if (!isActive(state)) return state ?? null;
+    const next = await this.deps.vault.updateRestore(state.id, (s) => (isActive(s) ? onFinished(s, 'cancelled', this.deps.now()) : null));
+    await this.deps.scheduleWake(null);
+    return next;
+  }
+
+  /** Runs the active restore until it is done or must wait; concurrent calls join the same run. */
+  run(): Promise<RestoreOutcome> {
+    this.running ??= this.#run().finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  async #run(): Promise<RestoreOutcome> {
+    const { vault, now } = this.deps;
+    let state = await vault.getRestoreState();
+    if (!isActive(state)) return 'idle';
+    if (state.phase === 'waiting' && state.retryAt !== null && state.retryAt > now()) {
+      await this.deps.scheduleWake(state.retryAt);
+      return 'waiting';
+    }
+    const key = await this.deps.unlocked();
+    // Locked (a browser restart forgot the key): the restore waits, and unlocking resumes it.
+    if (!key || key.version !== state.version || key.publicKey !== state.publicKey) return 'locked';
+    const pin = await vault.getPin();
+    if (!pin || pin.publicKey !== state.publicKey) {
+      await this.#finish(state, 'failed', { kind: 'backup-changed', message: 'The pinned backup key changed since this restore began.' });
+      return 'failed';
+    }
+    const server = await this.deps.server();
+    if (!server) return 'signed-out';
+    const privateKey = decodeBase64(key.privateKey, 'the unlocked key');
+    let decryptor: BackupDecryptor;
+    try {
+      decryptor = await createBackupDecryptor(privateKey);
+    } finally {
+      privateKey.fill(0);
+    }
+    const resumed = await vault.updateRestore(state.id, (s) => (isActive(s) ? onResumed(s, now()) : null));
+    if (!resumed) return 'cancelled';
+    state = resumed;
+
+    let passesWithoutProgress = 0;
+    try {
+      for (;;) {
+        await this.deps.scheduleWake(now() + RESUME_AFTER_MS);
+        const info = await server.currentBackup();
+        if (!info || info.version !== state.version) {
+          await this.#finish(state, 'failed', {
+            kind: 'backup-changed',
+            message: `Backup version ${state.version} was ${info ? `replaced by version ${info.version}` : 'deleted'} on the server during the restore. The keys restored so far are kept.`,
+          });
+          return 'failed';
+        }
+        const before = doneCount(state);
+        const started = await vault.updateRestore(state.id, (s) => (s.phase === 'running' ? onPassStarted(s, info.count, now()) : null));
+        if (!started) return 'cancelled';
+        state = started;
+        const passed = await this.#pass(server, decryptor, state, pin.epoch);
+        if (!passed) return 'cancelled';
+        state = passed;
+        passesWithoutProgress = doneCount(state) > before ? 0 : passesWithoutProgress + 1;
+        const after = await server.currentBackup();
+        const decision = decideAfterPass(state, after?.count ?? info.count, passesWithoutProgress);
+        if (decision.action === 'done') {
+          const missing = Math.max(0, (after?.count ?? info.count) - doneCount(state));
+          await this.#finish(state, 'done', missing > 0
+            ? { kind: 'incomplete', message: `${missing} entries the server counts were not in its download.` }
+            : undefined);
+          return 'done';
+        }
+      }
+    } catch (e) {
+      return this.#onError(state, e);
+    }
+  }
+
+  async #finish(state: RestoreState, phase: 'done' | 'failed', error?: { kind: string; message: string }): Promise<void> {
+    await this.deps.vault.updateRestore(state.id, (s) => (s.phase === 'running' || s.phase === 'waiting' ? onFinished(s, phase, this.deps.now(), error) : null));
+    await this.deps.scheduleWake(null);
+  }
+
+  async #onError(state: RestoreState, e: unknown): Promise<RestoreOutcome> {
+    const failure = toUploadFailure(e);
+    const { now, random } = this.deps;
+    if (failure.kind === 'aborted') return 'cancelled';
+    if (failure.kind === 'homeserver' && (failure.status === 404 || failure.status === 403 || failure.status === 401)) {
+      const message = failure.status === 401
+        ? 'The homeserver no longer accepts this extension\'s sign-in. Sign in again and start the restore again.'
+        : `The homeserver refused the download: ${failure.message}`;
+      await this.#finish(state, 'failed', { kind: failure.status === 401 ? 'signed-out' : 'homeserver', message });
+      return 'failed';
+    }
+    // 429, 5xx, a dropped or stalled download, a malformed answer: pause and resume at the backoff
+    // time (or the server's Retry-After). A bug (`internal`) is shown the same way, never swallowed.
+    const waiting = await this.deps.vault.updateRestore(state.id, (s) => (s.phase === 'running' ? onPassFailed(s, {
+      kind: failure.kind, message: failure.message, ...(failure.kind === 'homeserver' && failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+    }, now(), random) : null));
+    if (!waiting) return 'cancelled';
+    await this.deps.scheduleWake(waiting.retryAt);
+    return 'waiting';
+  }
+
+  /** One full download; returns the state after it, or null when the restore was cancelled meanwhile. */
+  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | null> {
+    const stream = await server.streamKeys(state.version);
+    const rooms = new Set<string>();
+    let lastWake = this.deps.now();
+    for await (const chunk of backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs })) {
+      for (const entry of chunk) rooms.add(entry.roomId);
+      const next = await this.#chunk(decryptor, state, epoch, chunk, rooms.size);
+      if (!next) return null;
+      state = next;
+      // An extension API call resets the worker's idle timer; the alarm moves with the work.
+      await this.deps.keepAlive();
+      if (this.deps.now() - lastWake > RESUME_AFTER_MS / 2) {
+        lastWake = this.deps.now();
+        await this.deps.scheduleWake(lastWake + RESUME_AFTER_MS);
+      }
+    }
+    return state;
+  }
+
+  async #chunk(decryptor: BackupDecryptor, state: RestoreState, epoch: number, chunk: readonly RawBackupEntry[], rooms: number): Promise<RestoreState | null> {
+    const { vault, now } = this.deps;
+    const lookup = await vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const));
+    const failures: RestoreFailureRow[] = [];
+    const present: Array<[string, string]> = [];
+    const toOpen: Array<{ entry: RawBackupEntry; data: KeyBackupData }> = [];
+    const fail = (entry: RawBackupEntry, kind: RestoreFailureKind, reason: string): void => {
+      failures.push({ roomId: entry.roomId.slice(0, 255), sessionId: entry.sessionId.slice(0, 255), restoreId: state.id, kind, reason: reason.slice(0, 500) });
+    };
+    chunk.forEach((entry, i) => {
+      const known = lookup[i]!;
+      if (known.row?.restoreId === state.id || known.failedBy === state.id) return; // handled before a kill
+      let data: KeyBackupData;
+      try {
+        data = parseKeyBackupData(entry.value);
+      } catch (e) {
+        if (!(e instanceof WireError)) throw e;
+        fail(entry, 'malformed', e.message);
+        return;
+      }
+      // Held already, for this key, as good or better: no need to open it.
+      if (known.row && known.row.publicKey === state.publicKey && known.row.firstMessageIndex <= data.first_message_index) {
+        present.push([entry.roomId, entry.sessionId]);
+        return;
+      }
+      // Real sessions are under 1 KB; base64 grows by a third, so this bounds the plaintext.
+      if (data.session_data.ciphertext.length > (MAX_SESSION_JSON_BYTES * 4) / 3 + 64) {
+        fail(entry, 'too-large', `The entry is ${data.session_data.ciphertext.length} characters of ciphertext; real sessions are under 1,500.`);
+        return;
+      }
+      toOpen.push({ entry, data });
+    });
+
+    const opened = await decryptor.decryptMany(toOpen.map((t) => t.data.session_data));
+    const rows: StoredSession[] = [];
+    opened.forEach((result, i) => {
+      const { entry, data } = toOpen[i]!;
+      if (!result.ok) {
+        fail(entry, cipherFailureKind(result.error.kind), result.error.message);
+        return;
+      }
+      const checked = checkPlaintext(entry, result.value);
+      if ('kind' in checked) {
+        fail(entry, checked.kind, checked.reason);
+        return;
+      }
+      rows.push({
+        roomId: entry.roomId,
+        sessionId: checked.sessionId,
+        firstMessageIndex: checked.firstMessageIndex,
+        forwardedCount: data.forwarded_count,
+        senderKey: checked.senderKey,
+        publicKey: state.publicKey,
+        sessionData: data.session_data,
+        // Already in this version of the backup: never uploaded again.
+        uploadedEpoch: epoch,
+        revision: this.deps.newId(),
+        storedAt: now(),
+      });
+    });
+    return vault.commitRestoreChunk(state.id, { rows, present, failures, rooms }, (s, outcome) => applyChunk(s, outcome, now()));
+  }
+}
+
+function cipherFailureKind(kind: string): RestoreFailureKind {
+  switch (kind) {
+    case 'base64':
+    case 'mac':
+    case 'padding':
+    case 'json':
+      return kind;
+    case 'utf8':
+      return 'json';
+    default:
+      return 'malformed';
+  }
+}
+
+/** A decrypted entry must be a megolm session whose key parses and whose id is its key (reference §2.2, §6.1). */
+function checkPlaintext(entry: RawBackupEntry, plaintext: BackedUpSessionData): { sessionId: string; firstMessageIndex: number; senderKey: string } | { kind: RestoreFailureKind; reason: string } {
+  try {
+    const parsed = parseExportedSession({ ...plaintext, room_id: entry.roomId, session_id: entry.sessionId });
+    return { sessionId: parsed.sessionId, firstMessageIndex: parsed.firstMessageIndex, senderKey: parsed.senderKey };
+  } catch (e) {
+    const kind = (e as { kind?: unknown }).kind;
+    if (typeof kind !== 'string') throw e;
+    const reason = e instanceof Error ? e.message : String(e);
+    switch (kind) {
+      case 'algorithm':
+        return { kind: 'algorithm', reason };
+      case 'session-id':
+        return { kind: 'session-id', reason };
+      case 'base64':
+      case 'length':
+      case 'session-version':
+      case 'signature':
+        return { kind: 'session-key', reason };
+      default:
+        return { kind: 'malformed', reason };
+    }
+  }
+}
