@@ -18,6 +18,9 @@ export const pageEntries: Record<string, string> = {
   popup: resolve(root, 'src/popup/popup.html'),
   backup: resolve(root, 'src/popup/backup.html'),
   import: resolve(root, 'src/popup/import.html'),
+  unlock: resolve(root, 'src/popup/unlock.html'),
+  restore: resolve(root, 'src/popup/restore.html'),
+  export: resolve(root, 'src/popup/export.html'),
 };
 
 export function mainBuild(outDir: string): InlineConfig {

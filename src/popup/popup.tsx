@@ -1,32 +1,35 @@
 /**
  * The popup: short interactions only (a popup closes when it loses focus, and Firefox closes it when
- * a file picker opens). Creating a backup and importing a key file open pages in tabs.
+ * a file picker opens). Creating a backup, importing or exporting a key file, unlocking with a key
+ * file and following a restore open pages in tabs. Its state is a pure reducer (state.ts): this
+ * component renders the screen and turns the worker's answers into events.
  */
 import { render } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
-import type { ServerBackupSummary, SignOutOutcome, VaultStatus } from '../shared/messages.ts';
+import { useCallback, useEffect, useReducer, useState } from 'preact/hooks';
+import type { EarlierKeySummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { describeUpload, errorStillRelevant, formatWhen } from './describe.ts';
+import { RestoreFailures, RestoreProgress } from './restore-view.tsx';
+import { failureOf, initialState, known, reduce, type PopupAction, type PopupEvent, type PopupState } from './state.ts';
+import { earlierTexts, restoreTexts, unlockedTexts, unlockTexts } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
+import { UnlockForm } from './unlock-form.tsx';
 
 const POLL_MS = 1000;
 
 function Popup() {
-  const [status, setStatus] = useState<VaultStatus | null>(null);
-  const [server, setServer] = useState<ServerBackupSummary | undefined>(undefined);
-  const [loadError, setLoadError] = useState<unknown>(null);
+  const [state, dispatch] = useReducer(reduce, initialState);
   const [persistent, setPersistent] = useState<boolean | null>(null);
-  const [signOutNote, setSignOutNote] = useState<string | null>(null);
+  const [now, setNow] = useState(Date.now());
 
   const refresh = useCallback(async (fromServer: boolean) => {
+    const sentAt = Date.now();
     try {
-      const next = await request({ type: 'status.get', refresh: fromServer });
-      setStatus(next);
-      if (next.server) setServer(next.server);
-      setLoadError(null);
-    } catch (e) {
-      setLoadError(e);
+      dispatch({ type: 'status', status: await request({ type: 'status.get', refresh: fromServer }), sentAt });
+    } catch (error) {
+      dispatch({ type: 'status-error', error, sentAt });
     }
+    setNow(Date.now());
   }, []);
 
   useEffect(() => {
@@ -36,28 +39,46 @@ function Popup() {
     return () => clearInterval(timer);
   }, [refresh]);
 
+  /** Runs one of the recovery actions: started, then its outcome as an event, then a fresh status. */
+  const act = useCallback(async <T,>(action: PopupAction, send: () => Promise<T>, done: (value: T, at: number) => PopupEvent): Promise<boolean> => {
+    dispatch({ type: 'started', action });
+    try {
+      const value = await send();
+      dispatch(done(value, Date.now()));
+    } catch (error) {
+      dispatch({ type: 'failed', action, error });
+      return false;
+    }
+    void refresh(action === 'unlock');
+    return true;
+  }, [refresh]);
+
+  const k = known(state);
   return (
     <>
       <Header />
-      <main>
-        {loadError !== null && <ErrorText error={loadError} />}
-        {status === null && loadError === null && <p class="muted">Connecting to the background worker…</p>}
-        {signOutNote && !status?.account && <Alert tone="warning">{signOutNote}</Alert>}
-        {status && !status.account && <SignIn onDone={() => { setSignOutNote(null); void refresh(true); }} />}
-        {status?.account && (
+      <main data-screen={state.screen}>
+        {state.screen === 'error' && <ErrorText error={state.error} />}
+        {k && k.loadError !== null && <ErrorText error={k.loadError} />}
+        {state.screen === 'loading' && <p class="muted">Connecting to the background worker…</p>}
+        {state.screen === 'signed-out' && state.signOutNote === 'server-unreachable' && (
+          <Alert tone="warning">Signed out here, but the homeserver could not be reached: the “Matrix Key Vault” session may still be listed in your other clients; remove it there.</Alert>
+        )}
+        {state.screen === 'signed-out' && <SignIn onDone={() => { dispatch({ type: 'signed-in', at: Date.now() }); void refresh(true); }} />}
+        {k && state.screen !== 'signed-out' && state.screen !== 'loading' && state.screen !== 'error' && (
           <>
-            <Account status={status} onSignedOut={(outcome) => {
-              setSignOutNote(outcome === 'server-unreachable'
-                ? 'Signed out here, but the homeserver could not be reached: the “Matrix Key Vault” session may still be listed in your other clients; remove it there.'
-                : null);
+            <Account status={k.status} onSignedOut={(outcome) => {
+              dispatch({ type: 'signed-out', outcome, at: Date.now() });
               void refresh(true);
             }} />
-            <Backup status={status} server={server} onChange={() => refresh(true)} />
+            <Backup state={state} now={now} onChange={() => refresh(true)} />
+            <Recovery state={state} now={now} act={act} />
+            {k.earlier.length > 0 && <EarlierKeys list={k.earlier} onDone={() => refresh(true)} />}
           </>
         )}
-        {status && (
+        {k && (
           <p class="muted small" data-testid="worker-status">
-            Background worker running (version {status.worker.version}).{' '}
+            Background worker running (version {k.status.worker.version}).{' '}
             {persistent !== null && `Persistent storage: ${persistent ? 'granted' : 'not granted'}.`}
           </p>
         )}
@@ -65,6 +86,9 @@ function Popup() {
     </>
   );
 }
+
+type KnownState = Exclude<PopupState, { screen: 'loading' } | { screen: 'error' }>;
+type Act = <T>(action: PopupAction, send: () => Promise<T>, done: (value: T, at: number) => PopupEvent) => Promise<boolean>;
 
 function SignIn({ onDone }: { onDone: () => void }) {
   const [homeserver, setHomeserver] = useState('');
@@ -121,10 +145,9 @@ function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: (o
   );
 }
 
-function Backup({ status, server, onChange }: { status: VaultStatus; server: ServerBackupSummary | undefined; onChange: () => void }) {
-  const now = Date.now();
-  const { backup, upload } = status;
-  const needsKey = !backup || upload.stopped?.kind === 'backup-changed';
+function Backup({ state, now, onChange }: { state: KnownState; now: number; onChange: () => void }) {
+  const { backup, upload } = state.status;
+  const server = state.server;
   return (
     <section class="backup" data-testid="backup">
       {backup && (
@@ -132,7 +155,7 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
           <h2>Backup version {backup.version}</h2>
           {upload.phase === 'stopped'
             ? <Alert tone="warning"><span data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</span></Alert>
-            : <p data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>}
+            : <p role="status" data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>}
           {upload.notice && <Alert tone="warning">{upload.notice.message} ({formatWhen(upload.notice.at, now)})</Alert>}
           <dl class="facts">
             <dt>Keys on the server</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : '—')}</dd>
@@ -147,7 +170,7 @@ function Backup({ status, server, onChange }: { status: VaultStatus; server: Ser
           <p><a href="import.html" target="_blank" data-testid="open-import">Import a key file…</a></p>
         </>
       )}
-      {needsKey && <ServerBackup server={server} onChange={onChange} changed={!!backup} />}
+      {state.screen === 'no-backup' && <ServerBackup server={server} changed={!!backup} />}
     </section>
   );
 }
@@ -162,8 +185,9 @@ function RetryNow({ onDone }: { onDone: () => void }) {
   );
 }
 
-function ServerBackup({ server, onChange, changed }: { server: ServerBackupSummary | undefined; onChange: () => void; changed: boolean }) {
-  if (!server) return <p class="muted">Checking the server's backup…</p>;
+/** Why there is nothing to unlock: no backup on the server, an unsupported one, or not known yet. */
+function ServerBackup({ server, changed }: { server: ServerBackupSummary | undefined; changed: boolean }) {
+  if (!server) return <p class="muted" role="status">Checking the server's backup…</p>;
   switch (server.state) {
     case 'unreachable':
       return <ErrorText error={new UiError(server.error.kind, `Could not check the server's backup: ${server.error.message}`)} />;
@@ -178,26 +202,131 @@ function ServerBackup({ server, onChange, changed }: { server: ServerBackupSumma
       if (!server.supported) {
         return <Alert tone="warning">The account's backup (version {server.version}) uses {server.algorithm}, which this extension does not support.</Alert>;
       }
-      return <JoinBackup version={server.version} count={server.count} onDone={onChange} />;
+      return null;
   }
 }
 
-function JoinBackup({ version, count, onDone }: { version: string; count: number; onDone: () => void }) {
-  const [key, setKey] = useState('');
+/** Unlock, restore, lock: what the screen calls for. */
+function Recovery({ state, now, act }: { state: KnownState; now: number; act: Act }) {
+  switch (state.screen) {
+    case 'signed-out':
+    case 'no-backup':
+      return null;
+    case 'locked':
+      return (
+        <section class="recovery" data-testid="recovery">
+          <Unlock state={state} act={act} intro={state.changed ? unlockTexts.changed(state.version) : unlockTexts.intro(state.version, state.count)} />
+        </section>
+      );
+    case 'unlocked':
+      return (
+        <section class="recovery" data-testid="recovery">
+          <Unlocked state={state} unlocked={state.unlocked} act={act} canRestore />
+        </section>
+      );
+    case 'restoring':
+    case 'done': {
+      const active = state.screen === 'restoring';
+      return (
+        <section class="recovery" data-testid="recovery">
+          {state.unlocked && <Unlocked state={state} unlocked={state.unlocked} act={act} canRestore={!active} />}
+          <h2>{restoreTexts.heading}</h2>
+          <RestoreProgress restore={state.restore} now={now} />
+          {active && (
+            <p>
+              <button class="secondary" disabled={state.busy === 'cancel'}
+                onClick={() => void act('cancel', () => request({ type: 'restore.cancel' }), (restore, at) => ({ type: 'restore-cancelled', restore, at }))}>
+                {restoreTexts.cancel}
+              </button>
+            </p>
+          )}
+          {failureOf(state, 'cancel') !== null && <ErrorText error={failureOf(state, 'cancel')} />}
+          {!state.unlocked && <Unlock state={state} act={act} intro={unlockTexts.resumeIntro(state.restore.version)} />}
+          <RestoreFailures restore={state.restore} />
+          <p><a href="restore.html" target="_blank" data-testid="open-restore">{restoreTexts.openPage}</a></p>
+        </section>
+      );
+    }
+  }
+}
+
+function Unlock({ state, act, intro }: { state: KnownState; act: Act; intro: string }) {
+  const [input, setInput] = useState('');
+  return (
+    <UnlockForm
+      value={input} onValue={setInput} intro={intro}
+      busy={state.busy === 'unlock'} error={failureOf(state, 'unlock')}
+      onUnlock={async (text) => {
+        if (await act('unlock', () => request({ type: 'vault.unlock', input: text }), (unlocked, at) => ({ type: 'unlocked', unlocked, at }))) setInput('');
+      }}
+    >
+      <p class="small"><a href="unlock.html" target="_blank" data-testid="open-unlock-file">{unlockTexts.fromFile}</a></p>
+      <p class="muted small">{unlockTexts.forgotten}</p>
+    </UnlockForm>
+  );
+}
+
+function Unlocked({ state, unlocked, act, canRestore }: { state: KnownState; unlocked: UnlockSummary; act: Act; canRestore: boolean }) {
+  const restoreError = failureOf(state, 'restore');
+  const lockError = failureOf(state, 'lock');
+  return (
+    <div data-testid="unlocked" data-via={unlocked.via}>
+      <h2>{unlockedTexts.heading}</h2>
+      <p role="status">{unlockedTexts.unlockedWith(unlocked.via)}</p>
+      {canRestore && <p class="muted small">{unlockedTexts.restoreHint}</p>}
+      <div class="row">
+        {canRestore && (
+          <button disabled={state.busy !== null}
+            onClick={() => void act('restore', () => request({ type: 'restore.start' }), (restore, at) => ({ type: 'restore-started', restore, at }))}>
+            {unlockedTexts.restore}
+          </button>
+        )}
+        <button class="secondary" disabled={state.busy !== null}
+          onClick={() => void act('lock', () => request({ type: 'vault.lock' }), (_, at) => ({ type: 'locked', at }))}>
+          {unlockedTexts.lock}
+        </button>
+        {state.busy === 'restore' && <span class="muted small" role="status">{unlockedTexts.starting}</span>}
+        {state.busy === 'lock' && <span class="muted small" role="status">{unlockedTexts.locking}</span>}
+      </div>
+      {restoreError !== null && <ErrorText error={restoreError} />}
+      {lockError !== null && <ErrorText error={lockError} />}
+      <p><a href="export.html" target="_blank" data-testid="open-export">{unlockedTexts.export}</a></p>
+    </div>
+  );
+}
+
+/** Sessions encrypted to an earlier backup's key: prove that key to move them to the current backup. */
+function EarlierKeys({ list, onDone }: { list: EarlierKeySummary[]; onDone: () => void }) {
+  return (
+    <section class="earlier">
+      <h2>{earlierTexts.heading}</h2>
+      {list.map((e) => <EarlierKey key={e.publicKey} earlier={e} onDone={onDone} />)}
+    </section>
+  );
+}
+
+function EarlierKey({ earlier, onDone }: { earlier: EarlierKeySummary; onDone: () => void }) {
+  const [input, setInput] = useState('');
+  const [result, setResult] = useState<{ moved: number; failed: number } | null>(null);
   const { busy, error, start } = useAction(async () => {
-    await request({ type: 'backup.join', recoveryKey: key });
-    setKey('');
+    setResult(await request({ type: 'earlier.unlock', input, publicKey: earlier.publicKey }));
+    setInput('');
     onDone();
   });
   return (
-    <form onSubmit={start} data-testid="join">
-      <p>Your account has a backup (version {version}, {count} keys). Enter its recovery key so this extension can add keys to it.
-        The key is checked against the backup and then forgotten; only its public half is kept.</p>
-      <label>Backup recovery key
-        <input name="recoveryKey" type="password" autocomplete="off" spellcheck={false} required placeholder="EsTc LW2K …" value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+    <form onSubmit={start} data-testid="earlier" data-version={earlier.version} data-count={earlier.count}>
+      <p role="status">{earlierTexts.waiting(earlier.count, earlier.version)}</p>
+      <p class="muted small">{earlierTexts.explain}</p>
+      <label>{earlierTexts.label(earlier.version)}
+        <input name="earlierKey" type="password" autocomplete="off" spellcheck={false} required value={input} onInput={(e) => setInput(e.currentTarget.value)} />
       </label>
       {error !== null && <ErrorText error={error} />}
-      <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Use this backup'}</button>
+      <button type="submit" disabled={busy}>{earlierTexts.button}</button>
+      {result && (
+        <Alert tone={result.failed ? 'warning' : 'ok'}>
+          <span data-testid="earlier-result" data-moved={result.moved} data-failed={result.failed}>{earlierTexts.moved(result.moved, result.failed)}</span>
+        </Alert>
+      )}
     </form>
   );
 }

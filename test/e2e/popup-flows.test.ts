@@ -88,7 +88,7 @@ describe('popup and pages when things go wrong', () => {
     await page.close();
   });
 
-  it('tells "not a recovery key" from "the key of another backup" when joining', async () => {
+  it('tells "not a recovery key" from "the key of another backup" when unlocking', async () => {
     const key = randomKey();
     const server = await createServerBackup(direct, key); // as Element would have created it
     await popup.reload();
@@ -96,21 +96,27 @@ describe('popup and pages when things go wrong', () => {
     await joinForm.waitFor();
     expect(await joinForm.textContent()).toContain(`version ${server.version}`);
 
-    const input = joinForm.locator('input[name=recoveryKey]');
+    const input = joinForm.getByLabel('Recovery key', { exact: true });
+    const unlock = joinForm.getByRole('button', { name: 'Unlock', exact: true });
+    expect(await input.getAttribute('type')).toBe('password');
     await input.fill('EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4e');
-    await joinForm.getByRole('button').click();
+    expect(await joinForm.getByTestId('recovery-format').getAttribute('data-format')).toBe('bad-key'); // said while typing
+    await unlock.click();
     await expect.poll(() => joinForm.locator('[data-kind]').getAttribute('data-kind')).toBe('not-a-key');
     expect(await joinForm.getByRole('alert').textContent()).toMatch(/check digit/);
 
     await input.fill(encodeRecoveryKey(randomKey()));
-    await joinForm.getByRole('button').click();
+    expect(await joinForm.getByTestId('recovery-format').getAttribute('data-format')).toBe('key');
+    await unlock.click();
     await expect.poll(() => joinForm.locator('[data-kind]').getAttribute('data-kind')).toBe('wrong-key');
     expect(await joinForm.getByRole('alert').textContent()).toMatch(`does not belong to your backup (version ${server.version})`);
     expect((await workerStatus(popup)).backup).toBeNull();
 
     await input.fill(encodeRecoveryKey(key));
-    await joinForm.getByRole('button').click();
+    await unlock.click();
     await popup.getByRole('heading', { name: `Backup version ${server.version}` }).waitFor();
+    await popup.getByTestId('unlocked').waitFor();
+    expect(await popup.getByTestId('unlocked').getAttribute('data-via')).toBe('recovery-key');
     expect((await workerStatus(popup)).backup).toMatchObject({ version: server.version, publicKey: server.publicKey, source: 'proved' });
     await popup.setViewportSize({ width: 400, height: 600 });
     await popup.screenshot({ path: join(repoRoot, 'test-results', 'popup-joined.png') });
