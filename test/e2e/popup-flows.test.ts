@@ -109,7 +109,7 @@ describe('popup and pages when things go wrong', () => {
     expect(await joinForm.getByTestId('recovery-format').getAttribute('data-format')).toBe('key');
     await unlock.click();
     await expect.poll(() => joinForm.locator('[data-kind]').getAttribute('data-kind')).toBe('wrong-key');
-    expect(await joinForm.getByRole('alert').textContent()).toMatch(`does not belong to your backup (version ${server.version})`);
+    expect(await joinForm.getByRole('alert').textContent()).toMatch(`belongs neither to your secret storage nor to your backup (version ${server.version})`);
     expect((await workerStatus(popup)).backup).toBeNull();
 
     await input.fill(encodeRecoveryKey(key));
