@@ -119,13 +119,15 @@ describe('joining a backup', () => {
   it('says so when the Security Key protects the key of an older backup', async () => {
     const { vault, client, userId } = await signedIn();
     const oldBackupKey = randomKey();
-    await createServerBackup(client, oldBackupKey);
+    const old = await createServerBackup(client, oldBackupKey);
     const current = await createServerBackup(client, randomKey());
     const ssssKey = randomKey();
     await client.putAccountData(userId, 'm.secret_storage.key.k', { algorithm: SECRET_STORAGE_ALGORITHM, ...(await createSecretStorageKeyCheck(ssssKey)) });
     await client.putAccountData(userId, 'm.secret_storage.default_key', { key: 'k' });
     await client.putAccountData(userId, MEGOLM_BACKUP_SECRET_NAME, { encrypted: { k: await encryptSecret(ssssKey, MEGOLM_BACKUP_SECRET_NAME, encodeBase64(oldBackupKey)) } });
-    await expect(joinBackup(vault, client, userId, encodeRecoveryKey(ssssKey))).rejects.toMatchObject({ kind: 'wrong-key', message: new RegExp(`older backup, not version ${current.version}`) });
+    await expect(joinBackup(vault, client, userId, encodeRecoveryKey(ssssKey))).rejects.toMatchObject({
+      kind: 'older-backup-key', message: new RegExp(`older backup \\(version ${old.version}\\), not of your current backup \\(version ${current.version}\\)`),
+    });
     expect(await vault.getPin()).toBeUndefined();
   });
 
@@ -139,11 +141,16 @@ describe('joining a backup', () => {
   it.each([
     ['EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE4e', /check digit/],
     ['EsTc LW2K PGiF wKEA 3As5 g5c4 BXwk qeeJ ZJV8 Q9fu gUMN UE40', /characters a recovery key never has/],
-    ['hunter2', /not a recovery key/],
   ])('refuses %j as not a recovery key', async (text, message) => {
     const { vault, client, userId } = await signedIn();
     await createServerBackup(client, randomKey());
     await expect(joinBackup(vault, client, userId, text)).rejects.toMatchObject({ kind: 'not-a-key', message });
+  });
+
+  it('takes "hunter2" as a phrase, and says a phrase cannot work on an account without secret storage', async () => {
+    const { vault, client, userId } = await signedIn();
+    await createServerBackup(client, randomKey());
+    await expect(joinBackup(vault, client, userId, 'hunter2')).rejects.toMatchObject({ kind: 'no-secret-storage', message: /no secret storage, so a Security Phrase cannot work/ });
   });
 
   it('says there is nothing to join when the account has no backup', async () => {

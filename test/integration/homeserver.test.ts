@@ -123,7 +123,7 @@ describe('backup versions (reference §1.2)', () => {
     const { user, client } = await newUser('versions');
     const v1 = await client.createBackupVersion({ algorithm: ALGORITHM, auth_data: { public_key: PUBLIC_KEY } });
     const latest = await client.getLatestBackupVersion();
-    expect(latest).toEqual({ state: 'supported', algorithm: ALGORITHM, auth_data: { public_key: PUBLIC_KEY }, version: v1, count: 0, etag: '0' });
+    expect(latest).toEqual({ state: 'supported', algorithm: ALGORITHM, auth_data: { public_key: PUBLIC_KEY }, publicKey: PUBLIC_KEY, version: v1, count: 0, etag: '0' });
     expect(await client.getBackupVersion(v1)).toEqual(latest);
 
     // Only auth_data changes; the etag does not (reference §1.2).
