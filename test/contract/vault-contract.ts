@@ -5,6 +5,7 @@
  */
 import { openToken, sealToken } from '../../src/platform/token-box.ts';
 import type { StoredSession, Vault } from '../../src/platform/vault.ts';
+import { applyChunk, newRestore, type RestoreFailureKind, type RestoreState } from '../../src/core/restore/state.ts';
 
 export interface ContractCase {
   name: string;
@@ -39,7 +40,54 @@ function row(roomId: string, sessionId: string, firstMessageIndex: number, publi
   };
 }
 
+function restoreState(id: string, publicKey = KEY_A): RestoreState {
+  return newRestore({ id, userId: '@u:x', version: '1', publicKey, serverCount: 3, now: 0 });
+}
+
 export const vaultContract: ContractCase[] = [
+  {
+    name: 'counts kept by the writes match a fresh count, for totals and pending',
+    async run(open) {
+      const v = await open();
+      await v.setPin({ userId: '@u:x', version: '1', publicKey: KEY_A, epoch: 1, source: 'proved', pinnedAt: 0 });
+      equal([await v.countSessions(), await v.countPending(KEY_A, 1)], [0, 0], 'empty');
+      await v.putSessions([row('!r:x', 'c1', 3), row('!r:x', 'c2', 0), row('!r:x', 'c3', 0, KEY_B)]);
+      equal([await v.countSessions(), await v.countPending(KEY_A, 1)], [3, 2], 'after a put');
+      await v.putSessions([row('!r:x', 'c1', 1)]); // a better copy replaces: same total, still pending
+      const batch = await v.pendingBatch(KEY_A, 1, 10);
+      await v.markUploaded(batch.slice(0, 1), 1);
+      equal([await v.countSessions(), await v.countPending(KEY_A, 1)], [3, 1], 'after marking one uploaded');
+      v.close();
+      const fresh = await open(); // counts from scratch
+      equal([await fresh.countSessions(), await fresh.countPending(KEY_A, 1)], [3, 1], 'a fresh count agrees');
+      equal(await fresh.countForKey(KEY_B), 1, 'rows for an earlier key');
+      fresh.close();
+    },
+  },
+  {
+    name: 'a restore chunk stores, marks, fails and counts in one transaction, and not once cancelled',
+    async run(open) {
+      const v = await open();
+      await v.setPin({ userId: '@u:x', version: '1', publicKey: KEY_A, epoch: 1, source: 'proved', pinnedAt: 0 });
+      await v.putSessions([row('!r:x', 'held', 0)]);
+      await v.startRestore(restoreState('R1'));
+      const apply = (s: RestoreState, o: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => applyChunk(s, o, 1);
+      const written = await v.commitRestoreChunk('R1', {
+        rows: [{ ...row('!r:x', 'new', 0), uploadedEpoch: 1 }], present: [['!r:x', 'held']],
+        failures: [{ roomId: '!r:x', sessionId: 'bad', restoreId: 'R1', kind: 'mac', reason: 'MAC' }], rooms: 1,
+      }, apply);
+      equal([written?.restored, written?.alreadyPresent, written?.failed, written?.failuresByKind.mac], [1, 1, 1, 1], 'counts');
+      const lookup = await v.restoreLookup([['!r:x', 'new'], ['!r:x', 'held'], ['!r:x', 'bad'], ['!r:x', 'none']]);
+      equal(lookup.map((l) => l.row?.restoreId ?? l.failedBy ?? null), ['R1', 'R1', 'R1', null], 'handled entries are marked');
+      equal(await v.countPending(KEY_A, 1), 1, 'restored rows are not pending, the earlier one still is');
+      await v.updateRestore('R1', (s) => ({ ...s, phase: 'cancelled' }));
+      equal(await v.commitRestoreChunk('R1', { rows: [row('!r:x', 'late', 0)], present: [], failures: [], rooms: 1 }, apply), null, 'nothing after cancel');
+      equal(await v.countSessions(), 2, 'the late row was not stored');
+      await v.startRestore(restoreState('R2'));
+      equal((await v.restoreFailures(10)).length, 0, 'a new restore starts with no failures');
+      v.close();
+    },
+  },
   {
     name: 'a new vault is empty',
     async run(open) {
