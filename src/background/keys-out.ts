@@ -3,10 +3,7 @@
  * encrypts the file with the user's passphrase), and sessions stored under an earlier pinned key,
  * re-encrypted to the current one once the user proves that earlier key.
  */
-import {
-  backupKeyFromSecretStorage, backupPublicKey, createBackupDecryptor, decodeBase64, encryptSessionData, isCoreError,
-  MEGOLM_BACKUP_SECRET_NAME, secretStorageKeyFromPassphrase, type SecretStorageKeyDescription,
-} from '../core/index.ts';
+import { backupPublicKey, createBackupDecryptor, decodeBase64, encryptSessionData, secretStorageKeyFromPassphrase } from '../core/index.ts';
 import { classifyRecoveryInput, describeKeyFormatError } from '../core/recovery-input.ts';
 import { samePublicKey } from '../core/upload/pin.ts';
 import type { HomeserverClient } from '../platform/homeserver.ts';
@@ -15,6 +12,7 @@ import type { StoredSession, Vault } from '../platform/vault.ts';
 import type { ExportBatch } from '../shared/messages.ts';
 import { AppError, noBackupMessage } from './errors.ts';
 import { toExported } from './session-fetch.ts';
+import { backupKeyVia, readSecretStorage } from './unlock.ts';
 
 export const MAX_EXPORT_BATCH = 2000;
 
@@ -43,30 +41,22 @@ async function candidateKeys(client: HomeserverClient, userId: string, input: st
   const classified = classifyRecoveryInput(input);
   if (classified.shape === 'empty') throw new AppError('empty-input', 'Enter the recovery key of that backup.');
   if (classified.shape === 'too-long') throw new AppError('not-a-key', 'This is not a recovery key or a phrase: it is far too long.');
-  const keyId = (await client.getAccountData(userId, 'm.secret_storage.default_key'))?.key;
-  const description = typeof keyId === 'string' ? await client.getAccountData(userId, `m.secret_storage.key.${keyId}`) : null;
-  const megolmBackup = await client.getAccountData(userId, MEGOLM_BACKUP_SECRET_NAME);
-  const viaSecretStorage = async (ssssKey: Uint8Array): Promise<Uint8Array | null> => {
-    if (typeof keyId !== 'string' || !description) return null;
-    try {
-      return await backupKeyFromSecretStorage(ssssKey, { defaultKeyId: keyId, keys: { [keyId]: description as unknown as SecretStorageKeyDescription }, megolmBackup: megolmBackup ?? undefined });
-    } catch (e) {
-      if (!isCoreError(e)) throw e;
-      return null;
-    }
+  const storage = await readSecretStorage(client, userId);
+  const viaStorage = async (ssssKey: Uint8Array): Promise<Uint8Array[]> => {
+    const via = storage ? await backupKeyVia(storage, ssssKey) : null;
+    return via && 'key' in via ? [via.key] : [];
   };
-  if (classified.shape === 'key') {
-    const fromStorage = await viaSecretStorage(classified.key);
-    return fromStorage ? [classified.key, fromStorage] : [classified.key];
-  }
-  if (!description || typeof (description as { passphrase?: unknown }).passphrase !== 'object') {
+  if (classified.shape === 'key') return [classified.key, ...(await viaStorage(classified.key))];
+  if (!storage?.hasPassphrase) {
     if (classified.shape === 'bad-key') throw new AppError('not-a-key', `This is not a recovery key: ${describeKeyFormatError(classified.error)}.`);
     throw new AppError('no-secret-storage', 'A phrase can only unlock secret storage, and this account has none with a phrase. Enter the backup\'s recovery key.');
   }
-  const ssssKey = await secretStorageKeyFromPassphrase(classified.phrase, description as unknown as SecretStorageKeyDescription);
-  const fromStorage = await viaSecretStorage(ssssKey);
-  ssssKey.fill(0);
-  return fromStorage ? [fromStorage] : [];
+  const ssssKey = await secretStorageKeyFromPassphrase(classified.phrase, storage.description);
+  try {
+    return await viaStorage(ssssKey);
+  } finally {
+    ssssKey.fill(0);
+  }
 }
 
 const MOVE_CHUNK = 200;

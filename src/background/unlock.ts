@@ -27,14 +27,14 @@ export interface ProvedKey {
 }
 
 /** The account's secret storage, read once per attempt. */
-interface SecretStorage {
+export interface SecretStorage {
   keyId: string;
   description: SecretStorageKeyDescription;
   accountData: SecretStorageAccountData;
   hasPassphrase: boolean;
 }
 
-async function readSecretStorage(client: HomeserverClient, userId: string): Promise<SecretStorage | null> {
+export async function readSecretStorage(client: HomeserverClient, userId: string): Promise<SecretStorage | null> {
   const defaultKey = await client.getAccountData(userId, 'm.secret_storage.default_key');
   const keyId = typeof defaultKey?.key === 'string' ? defaultKey.key : undefined;
   if (!keyId) return null;
@@ -55,7 +55,7 @@ async function readSecretStorage(client: HomeserverClient, userId: string): Prom
 /** Why a secret-storage key produced no backup key: the key was not this account's, or the store has none. */
 type FromSecretStorage = { key: Uint8Array } | { miss: 'key-check' | 'no-secret' } | { damaged: string };
 
-async function backupKeyVia(storage: SecretStorage, ssssKey: Uint8Array): Promise<FromSecretStorage> {
+export async function backupKeyVia(storage: SecretStorage, ssssKey: Uint8Array): Promise<FromSecretStorage> {
   try {
     return { key: await backupKeyFromSecretStorage(ssssKey, storage.accountData) };
   } catch (e) {

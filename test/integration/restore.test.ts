@@ -11,14 +11,16 @@ import { RestoreDriver, type RestoreServer } from '../../src/background/restore-
 import { restoreServer } from '../../src/background/services.ts';
 import { SessionFetcher } from '../../src/background/session-fetch.ts';
 import { AttemptLimiter, unlockVault } from '../../src/background/unlock.ts';
-import { exportBatch } from '../../src/background/keys-out.ts';
+import { exportBatch, moveEarlierSessions } from '../../src/background/keys-out.ts';
+import { ingestSessions } from '../../src/background/ingest.ts';
+import { vaultStatus } from '../../src/background/status.ts';
 import type { HomeserverClient } from '../../src/platform/homeserver.ts';
 import { memoryUnlockStore, type UnlockStore } from '../../src/platform/unlock-store.ts';
 import type { Vault } from '../../src/platform/vault.ts';
 import { createPeerWrittenBackup, putCorruptEntries, writeElementSecretStorage, type PeerWrittenBackup } from '../harness/peer-backup.ts';
 import { sharedSynapse } from '../harness/synapse-global.ts';
 import { uniqueLocalpart } from '../harness/synapse.ts';
-import { freshVault, randomKey } from '../harness/upload-rig.ts';
+import { freshVault, peerSessions, randomKey } from '../harness/upload-rig.ts';
 
 const synapse = sharedSynapse();
 const password = 'correct horse battery';
@@ -283,5 +285,23 @@ describe('restore', () => {
       expect(s.algorithm).toBe('m.megolm.v1.aes-sha2');
       expect(s.session_key).toBe(byId.get(s.session_id));
     }
+  });
+
+  it('moves sessions stored under an earlier key to the current backup once that key is proved', async () => {
+    const b = await signedIn();
+    const first = await createPeerWrittenBackup(b.client, { sessions: 1 });
+    await unlock(b, first.recoveryKey);
+    expect((await ingestSessions(b.vault, await peerSessions(30, 3))).stored).toBe(30); // pending under the first key
+    const second = await createPeerWrittenBackup(b.client, { sessions: 1 }); // a new version with another key
+    await unlock(b, second.recoveryKey);
+    const status = () => vaultStatus(b.vault, b.store, { product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }, false, true);
+    expect((await status()).earlier).toEqual([{ publicKey: first.publicKey, version: first.version, count: 30 }]);
+    const pin = (await b.vault.getPin())!;
+    expect(await b.vault.countPending(pin.publicKey, pin.epoch)).toBe(0);
+
+    await expect(moveEarlierSessions(b.vault, b.client, b.userId, second.recoveryKey, first.publicKey)).rejects.toMatchObject({ kind: 'wrong-key' });
+    expect(await moveEarlierSessions(b.vault, b.client, b.userId, first.recoveryKey, first.publicKey)).toEqual({ moved: 30, failed: 0 });
+    expect(await b.vault.countPending(pin.publicKey, pin.epoch)).toBe(30);
+    expect((await status()).earlier).toEqual([]);
   });
 });
