@@ -2,26 +2,10 @@
  * Errors the worker reports to extension pages. Each kind has a message that tells a person what to
  * do; the router turns any thrown error into `{ ok: false, error: { kind, message, errcode? } }`.
  */
+import type { AppErrorKind } from '../shared/errors.ts';
 import type { WireError } from '../shared/messages.ts';
 
-export type AppErrorKind =
-  | 'no-backup' // no pinned backup key: sessions cannot be accepted
-  | 'not-signed-in'
-  | 'backup-exists' // creating a backup when the account already has one
-  | 'no-server-backup' // joining when the server has none
-  | 'unsupported-algorithm'
-  | 'not-a-key' // the text is not a recovery key at all (format)
-  | 'wrong-key' // a valid recovery key that does not match the backup
-  | 'too-large' // a session far larger than any real one
-  | 'empty-input'
-  | 'older-backup-key' // a valid key of an earlier backup version
-  | 'no-secret-storage' // a phrase on an account without secret storage
-  | 'no-phrase' // a phrase on a secret storage set up without one
-  | 'wrong-phrase'
-  | 'rate-limited' // too many failed attempts in a row
-  | 'locked' // needs the vault unlocked
-  | 'restore-running'
-  | 'bad-request'; // a malformed message from an extension page
+export type { AppErrorKind } from '../shared/errors.ts';
 
 export class AppError extends Error {
   constructor(readonly kind: AppErrorKind, message: string, readonly errcode?: string) {
