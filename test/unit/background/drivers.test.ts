@@ -1,0 +1,229 @@
+/**
+ * Both drivers against an in-memory homeserver (the vault on fake-indexeddb): what the upload driver
+ * puts, the restore driver gets back, through scripted failures and "kills" (a run that hangs for
+ * ever, as a stopped worker's does, while a new driver takes over the same vault). Real Synapse runs
+ * the same paths in test/integration; this one can pin every failure to a chunk.
+ */
+import 'fake-indexeddb/auto';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { backupPublicKey, BackupDecryptor, encodeBase64 } from '../../../src/core/index.ts';
+import type { RoomKeysBody } from '../../../src/core/upload/request.ts';
+import { parseBackupVersionInfo, type BackupVersionInfo, type KeyBackupData } from '../../../src/core/wire.ts';
+import { ingestSessions } from '../../../src/background/ingest.ts';
+import { RestoreDriver, type RestoreServer } from '../../../src/background/restore-driver.ts';
+import { UploadDriver, type BackupServer } from '../../../src/background/upload-driver.ts';
+import { ConnectionError, HomeserverError } from '../../../src/platform/homeserver.ts';
+import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
+import type { Vault } from '../../../src/platform/vault.ts';
+import { freshVault, peerSessions, randomKey } from '../../harness/upload-rig.ts';
+import type { ExportedSessionData } from '../../peer/index.ts';
+
+type Fault = 'none' | '429' | '500' | 'drop' | 'cut';
+
+/** One user's backup in memory, speaking the two drivers' interfaces; faults are scripted per call. */
+class MemoryHomeserver {
+  readonly rooms = new Map<string, Map<string, KeyBackupData>>();
+  readonly faults: Fault[] = [];
+  streams = 0;
+  constructor(readonly version: string, readonly publicKey: string) {}
+
+  get count(): number {
+    let n = 0;
+    for (const room of this.rooms.values()) n += room.size;
+    return n;
+  }
+
+  info(): BackupVersionInfo {
+    return parseBackupVersionInfo({ version: this.version, algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: this.publicKey }, count: this.count, etag: String(this.count) });
+  }
+
+  #fault(endpoint: string): Fault {
+    const fault = this.faults.shift() ?? 'none';
+    if (fault === '429') throw new HomeserverError({ status: 429, endpoint, message: 'limited', errcode: 'M_LIMIT_EXCEEDED', retryAfterMs: 3000 });
+    if (fault === '500') throw new HomeserverError({ status: 500, endpoint, message: 'server error' });
+    if (fault === 'drop') throw new ConnectionError('network', endpoint, 'dropped');
+    return fault;
+  }
+
+  upload(): BackupServer {
+    return {
+      putRoomKeys: async (version, body: RoomKeysBody) => {
+        this.#fault('PUT /room_keys/keys');
+        expect(version).toBe(this.version);
+        for (const [roomId, room] of Object.entries(body.rooms)) {
+          const stored = this.rooms.get(roomId) ?? new Map<string, KeyBackupData>();
+          for (const [sessionId, data] of Object.entries(room.sessions)) stored.set(sessionId, data);
+          this.rooms.set(roomId, stored);
+        }
+        return { etag: String(this.count), count: this.count };
+      },
+      currentBackup: async () => ({ version: this.version, algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', publicKey: this.publicKey, count: this.count, etag: '' }),
+    };
+  }
+
+  restore(): RestoreServer {
+    return {
+      currentBackup: async () => this.info(),
+      streamKeys: async () => {
+        const fault = this.#fault('GET /room_keys/keys');
+        this.streams++;
+        const rooms: Record<string, { sessions: Record<string, KeyBackupData> }> = {};
+        for (const [roomId, room] of this.rooms) rooms[roomId] = { sessions: Object.fromEntries(room) };
+        const bytes = new TextEncoder().encode(JSON.stringify({ rooms }));
+        const cutAt = fault === 'cut' ? Math.floor(bytes.length / 2) : bytes.length;
+        let at = 0;
+        return new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (at >= cutAt) {
+              if (cutAt < bytes.length) controller.error(new TypeError('connection reset'));
+              else controller.close();
+              return;
+            }
+            controller.enqueue(bytes.slice(at, Math.min(at + 8192, cutAt)));
+            at += 8192;
+          },
+        });
+      },
+    };
+  }
+}
+
+const SESSIONS = 600;
+let sessions: ExportedSessionData[];
+let privateKey: Uint8Array;
+let publicKey: string;
+
+beforeAll(async () => {
+  sessions = await peerSessions(SESSIONS, 6);
+  privateKey = randomKey();
+  publicKey = await backupPublicKey(privateKey);
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+function clock() {
+  let skew = 0;
+  return { now: () => Date.now() + skew, advance: (ms: number) => { skew += ms; } };
+}
+
+async function uploadAll(server: MemoryHomeserver): Promise<void> {
+  const vault = await freshVault();
+  await vault.setPin({ userId: '@u:x', version: server.version, publicKey, epoch: 1, source: 'created', pinnedAt: 0 });
+  expect((await ingestSessions(vault, sessions)).stored).toBe(SESSIONS);
+  const time = clock();
+  const driver = new UploadDriver({
+    vault, server: async () => server.upload(), scheduleWake: async () => {}, keepAlive: async () => {},
+    now: time.now, random: () => 0.5, batchSize: 100,
+  });
+  for (let i = 0; i < 50; i++) {
+    const outcome = await driver.run();
+    if (outcome === 'idle') break;
+    expect(outcome).toBe('waiting');
+    time.advance(11 * 60_000);
+  }
+  expect(await vault.countPending(publicKey, 1)).toBe(0);
+  vault.close();
+}
+
+async function restoringVault(server: MemoryHomeserver) {
+  const vault = await freshVault();
+  await vault.setPin({ userId: '@u:x', version: server.version, publicKey, epoch: 1, source: 'proved', pinnedAt: 0 });
+  const store = memoryUnlockStore();
+  await store.set({ userId: '@u:x', version: server.version, publicKey, privateKey: encodeBase64(privateKey), via: 'recovery-key', at: 0 });
+  return { vault, store };
+}
+
+function restoreDriver(vault: Vault, store: ReturnType<typeof memoryUnlockStore>, server: MemoryHomeserver, time = clock(), keepAlive: () => Promise<void> = async () => {}) {
+  return new RestoreDriver({
+    vault, server: async () => server.restore(), unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive,
+    now: time.now, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+  });
+}
+
+describe('the upload and restore drivers, against a homeserver in memory', () => {
+  it('what the upload driver puts through faults, the restore driver gets back through faults', async () => {
+    const server = new MemoryHomeserver('1', publicKey);
+    server.faults.push('429', 'none', '500', 'drop');
+    await uploadAll(server);
+    expect(server.count).toBe(SESSIONS);
+
+    const { vault, store } = await restoringVault(server);
+    const time = clock();
+    const driver = restoreDriver(vault, store, server, time);
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    await driver.start();
+    server.faults.push('429', 'cut', '500', 'drop', 'cut');
+    let outcome = await driver.run();
+    for (let i = 0; outcome === 'waiting' && i < 20; i++) {
+      time.advance(11 * 60_000);
+      outcome = await driver.run();
+    }
+    expect(outcome).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, alreadyPresent: 0, failed: 0, rooms: 6 });
+    const opened = decrypted.mock.calls.reduce((n, [list]) => n + list.length, 0);
+    expect(opened, 'no entry decrypted twice, through two cut downloads').toBe(SESSIONS);
+    expect(await vault.countSessions()).toBe(SESSIONS);
+    expect(await vault.countPending(publicKey, 1), 'restored rows are never uploaded again').toBe(0);
+  });
+
+  it('a run killed mid-download is taken over by a new driver, and finishes with exact counts', async () => {
+    const server = new MemoryHomeserver('2', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    let chunks = 0;
+    // The first driver's worker "dies" after three chunks: its run never returns.
+    const dying = restoreDriver(vault, store, server, clock(), () => (++chunks >= 3 ? new Promise<void>(() => {}) : Promise.resolve()));
+    await dying.start();
+    void dying.run();
+    await vi.waitFor(async () => expect(chunks).toBe(3));
+    const before = (await vault.getRestoreState())!.restored;
+    expect(before).toBeGreaterThanOrEqual(300);
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    const next = restoreDriver(vault, store, server);
+    expect(await next.run()).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, alreadyPresent: 0, failed: 0 });
+    expect(decrypted.mock.calls.reduce((n, [list]) => n + list.length, 0), 'only what the dead run had not stored').toBe(SESSIONS - before);
+  });
+
+  it('locked after a "browser restart", it waits; unlocked, it resumes; a deleted version ends it, keeping what it stored', async () => {
+    const server = new MemoryHomeserver('3', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    const driver = restoreDriver(vault, store, server);
+    await driver.start();
+    const key = (await store.get())!;
+    await store.clear();
+    expect(await driver.run()).toBe('locked');
+    await store.set(key);
+    server.faults.push('cut');
+    expect(await driver.run()).toBe('waiting');
+    const stored = (await vault.getRestoreState())!.restored;
+    expect(stored).toBeGreaterThan(0);
+    server.rooms.clear();
+    const gone = { ...server.restore(), currentBackup: async () => null };
+    const ending = new RestoreDriver({
+      vault, server: async () => gone, unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
+      now: () => Date.now() + 3_600_000, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+    });
+    expect(await ending.run()).toBe('failed');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'failed', restored: stored, lastError: { kind: 'backup-changed' } });
+    expect(await vault.countSessions()).toBe(stored);
+  });
+
+  it('a body that is not a backup is a typed, retried failure, never a crashed worker', async () => {
+    const server = new MemoryHomeserver('4', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    const broken: RestoreServer = {
+      currentBackup: async () => server.info(),
+      streamKeys: async () => new Response('{"rooms": {"!r:x": {"sessions": [1, 2]}}}').body!,
+    };
+    const driver = new RestoreDriver({
+      vault, server: async () => broken, unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
+      now: Date.now, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+    });
+    await driver.start();
+    expect(await driver.run()).toBe('waiting');
+    expect((await vault.getRestoreState())?.lastError).toMatchObject({ kind: 'homeserver', message: expect.stringMatching(/does not match the spec/) });
+  });
+});
