@@ -9,12 +9,15 @@
  *    Headed when there is a display, headless otherwise (with a screenshot of the popup).
  * 3. A sample Element key file (sessions made by Element's own crypto) is written once, so importing
  *    can be tried at once.
+ * 4. A second account, `element-user`, as Element leaves an account behind: a key backup written by
+ *    Element's crypto and secret storage with a Security Key and a Security Phrase, so unlocking and
+ *    restoring can be tried at once. Made once; its Security Key is kept in `.cache/demo` to print.
  * It keeps running until Ctrl-C or until the browser is closed. `--check` (or MKV_START_CHECK=1)
  * does all of it headless, checks that the worker answers the popup, prints the summary and exits 0.
  * MKV_DEMO_DIR moves `.cache/demo` elsewhere (a test can use a temp dir).
  *
- * The demo password and key-file passphrase are fixed and printed on purpose: they protect made-up
- * data on a server that listens on 127.0.0.1 only. Access tokens are never printed.
+ * The demo password, key-file passphrase, Security Key and Security Phrase are printed on purpose:
+ * they protect made-up data on a server that listens on 127.0.0.1 only. Access tokens are never printed.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +29,8 @@ import type { Result, VaultStatus } from '../src/shared/messages.ts';
 import { chromiumPath } from '../test/harness/browser.ts';
 import { loginUser, SYNAPSE_VERSION, startSynapse, type Synapse, type SynapseUser } from '../test/harness/synapse.ts';
 import { closePeerMachine, createPeerMachine, createSessions, exportSessions, keyFileFromPeer } from '../test/peer/index.ts';
+import { HomeserverClient } from '../src/platform/homeserver.ts';
+import { createPeerWrittenBackup, writeElementSecretStorage } from '../test/harness/peer-backup.ts';
 import { buildExtension } from './build.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -38,6 +43,11 @@ const lockPath = join(demoDir, 'start.pid');
 const chromeDist = join(root, 'dist/chrome');
 
 const DEMO_USER = 'demo';
+/** An account as Element leaves it: a backup and secret storage, for trying unlock and restore. */
+const ELEMENT_USER = 'element-user';
+const ELEMENT_PHRASE = 'demo security phrase';
+const ELEMENT_SESSIONS = 2000;
+const elementBackupPath = join(demoDir, 'element-user.json');
 const DEMO_PASSWORD = 'demo-password';
 const SAMPLE_PASSPHRASE = 'demo-passphrase';
 /** Rooms × sessions in the sample key file: a few hundred, like a modest real export. */
@@ -48,7 +58,7 @@ const SAMPLE_ROUNDS = 500_000;
 
 export type StartErrorKind =
   | 'usage' | 'chromium-missing' | 'python-missing' | 'already-running' | 'synapse' | 'build'
-  | 'demo-account' | 'discovery' | 'sample-keys' | 'browser' | 'worker';
+  | 'demo-account' | 'discovery' | 'sample-keys' | 'element-backup' | 'browser' | 'worker';
 
 export class StartError extends Error {
   override readonly name = 'StartError';
@@ -213,6 +223,40 @@ async function ensureSampleKeys(userId: string): Promise<{ sessions: number; wri
 }
 
 // ---------------------------------------------------------------------------------------------
+// The account with a backup made by Element's crypto
+
+interface ElementBackup {
+  userId: string;
+  version: string;
+  securityKey: string;
+  sessions: number;
+}
+
+/**
+ * Registered once with a backup Element's crypto wrote and secret storage as Element sets it up;
+ * kept (with its Security Key) in element-user.json. A demo dir whose file is gone but whose
+ * account exists cannot print the key any more: it says to delete the dir.
+ */
+async function ensureElementBackup(synapse: Synapse): Promise<ElementBackup & { created: boolean }> {
+  if (existsSync(elementBackupPath)) return { ...(JSON.parse(readFileSync(elementBackupPath, 'utf8')) as ElementBackup), created: false };
+  let user: SynapseUser;
+  try {
+    user = await synapse.registerUser(ELEMENT_USER, DEMO_PASSWORD);
+  } catch (e) {
+    throw new StartError('element-backup', `could not register ${ELEMENT_USER} (${(e as Error).message}); delete ${shown(demoDir)} to start over.`, { cause: e });
+  }
+  const client = new HomeserverClient({ baseUrl: synapse.baseUrl, accessToken: user.accessToken });
+  const backup = await createPeerWrittenBackup(client, { sessions: ELEMENT_SESSIONS, rooms: 8 });
+  const storage = await writeElementSecretStorage(client, user.userId, backup.privateKey, { passphrase: ELEMENT_PHRASE, iterations: 500_000 });
+  backup.privateKey.fill(0);
+  await logout(synapse, user);
+  const made: ElementBackup = { userId: user.userId, version: backup.version, securityKey: storage.securityKey, sessions: ELEMENT_SESSIONS };
+  writeFileSync(`${elementBackupPath}.tmp`, JSON.stringify(made));
+  renameSync(`${elementBackupPath}.tmp`, elementBackupPath);
+  return { ...made, created: true };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chromium
 
 interface Display { headless: boolean; why: string }
@@ -282,7 +326,7 @@ function describeState(status: VaultStatus): string {
   return `${signedIn}; no backup yet`;
 }
 
-function printSummary(o: { synapse: Synapse; userId: string; display: Display; status: VaultStatus; sessions: number; check: boolean }): void {
+function printSummary(o: { synapse: Synapse; userId: string; display: Display; status: VaultStatus; sessions: number; element: ElementBackup; check: boolean }): void {
   const rule = '─'.repeat(76);
   say();
   say(rule);
@@ -313,6 +357,13 @@ function printSummary(o: { synapse: Synapse; userId: string; display: Display; s
   say('      Its sessions are encrypted to your backup key and uploaded within seconds ("Keys on the server").');
   say('   3. Restarting `npm start` keeps the account, the backup and the extension\'s state; delete');
   say(`      ${shown(demoDir)} to start from scratch.`);
+  say();
+  say(` Restore a backup Element made (sign out first, then sign in with the same homeserver):`);
+  say(`   Username      ${ELEMENT_USER}   (${o.element.userId}), password ${DEMO_PASSWORD}`);
+  say(`   Security Key  ${o.element.securityKey}`);
+  say(`   or phrase     ${ELEMENT_PHRASE}`);
+  say(`   Type either into "Recovery key", press Unlock, then Restore: ${o.element.sessions} keys of backup`);
+  say(`   version ${o.element.version} come into the vault; "Export keys to a file…" writes them as an Element key file.`);
   say();
   say(` Homeserver  ${o.synapse.baseUrl}  (Synapse ${SYNAPSE_VERSION}, log: ${shown(o.synapse.logPath)})`);
   say(o.check ? ' --check: everything above was started and checked; stopping now.'
@@ -374,6 +425,8 @@ async function main(argv: readonly string[]): Promise<void> {
     await step('discovery', () => checkDiscovery(running), () => `typing ${running.serverName} finds ${running.baseUrl} through .well-known`);
     const sample = await step('sample key file', () => ensureSampleKeys(account.userId),
       (s) => `${shown(sampleKeysPath)}, ${s.sessions} sessions, ${s.written ? 'written now' : 'kept from an earlier run'}`);
+    const element = await step('element-user backup', () => ensureElementBackup(running),
+      (b) => `${b.userId}, backup version ${b.version} with ${b.sessions} keys and secret storage, ${b.created ? 'made now' : 'kept from an earlier run'}`);
 
     const display = chooseDisplay(check);
     const launched = await step('Chromium', () => launchChromium(executablePath, display),
@@ -385,7 +438,7 @@ async function main(argv: readonly string[]): Promise<void> {
     if (display.headless) await step('screenshot', () => popup.page.locator('body').screenshot({ path: screenshotPath }), () => shown(screenshotPath));
 
     say(`  ready in ${seconds(started)}`);
-    printSummary({ synapse: running, userId: account.userId, display, status: popup.status, sessions: sample.sessions, check });
+    printSummary({ synapse: running, userId: account.userId, display, status: popup.status, sessions: sample.sessions, element, check });
     if (check) await stop('--check done', 0);
   } catch (e) {
     report(e);

@@ -32,6 +32,10 @@ describe('npm start', () => {
     expect(out).toMatch(/Homeserver\s+127\.0\.0\.1:\d+/);
     expect(out).toMatch(/Username\s+demo/);
     expect(out).toMatch(/Passphrase\s+demo-passphrase/);
+    // An account as Element leaves it, to try unlock and restore: its Security Key is printed.
+    expect(out).toMatch(/Username\s+element-user/);
+    expect(out).toMatch(/Security Key\s+Es[1-9A-HJ-NP-Za-km-z]{2}( [1-9A-HJ-NP-Za-km-z]{4}){11}/);
+    expect(out).toMatch(/element-user backup: .*backup version \d+ with 2000 keys and secret storage, made now/);
     expect(existsSync(join(demoDir, 'popup.png'))).toBe(true);
     expect(existsSync(join(demoDir, 'sample-keys.txt'))).toBe(true);
   });
@@ -40,6 +44,7 @@ describe('npm start', () => {
     const { code, out } = await start(['--check']);
     expect(code).toBe(0);
     expect(out).toMatch(/already there|kept from an earlier run/);
+    expect(out).toMatch(/element-user backup: .*kept from an earlier run/);
   });
 
   it.each([
