@@ -527,6 +527,7 @@ async function runExtension(bench: Bench, backup: CachedBackup, round: number): 
     return {
       side: 'extension', n: backup.n, round, wallMs, heap, synapseCpuMs,
       detail: `worker's own clock ${s(workerMs)} s · ${int(restore.rooms)} rooms · ${restore.rate === null ? '' : `rate ${int(restore.rate)} keys/s · `}`
+        + (restore.timings ? `download+parse ${s(restore.timings.download)} s, lookup ${s(restore.timings.lookup)} s, decrypt ${s(restore.timings.decrypt)} s, store ${s(restore.timings.store)} s (overlapping) · ` : '')
         + `${waits > 0 ? `seen waiting ${waits}× · ` : ''}${bootIds.size > 1 ? `WORKER RESTARTED ${bootIds.size - 1}× · ` : ''}upload pending afterwards: ${int(status.upload.pending)}`,
     };
   } finally {

@@ -9,7 +9,7 @@
 import { createBackupDecryptor, decodeBase64, parseExportedSession, type BackedUpSessionData, type BackupDecryptor } from '../core/index.ts';
 import {
   applyChunk, decideAfterPass, doneCount, isActive, newRestore, onFinished, onPassFailed, onPassStarted, onResumed,
-  type RestoreFailureKind, type RestoreState,
+  type RestoreFailureKind, type RestoreState, type RestoreTimings,
 } from '../core/restore/state.ts';
 import { MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
 import { parseKeyBackupData, WireError, type BackupVersionInfo, type KeyBackupData } from '../core/wire.ts';
@@ -42,6 +42,14 @@ export interface RestoreDriverDeps {
 }
 
 export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled' | 'failed' | 'signed-out';
+
+/** A chunk decrypted and checked, waiting for its write. */
+interface Prepared {
+  chunk: { rows: StoredSession[]; present: Array<[string, string]>; failures: RestoreFailureRow[]; rooms: number };
+  timings: Partial<RestoreTimings>;
+}
+
+type LookupResult = Awaited<ReturnType<Vault['restoreLookup']>>;
 
 /** If the worker dies mid-download, this alarm resumes the restore. */
 const RESUME_AFTER_MS = 60_000;
@@ -178,29 +186,70 @@ export class RestoreDriver {
     return 'waiting';
   }
 
-  /** One full download; returns the state after it, or null when the restore was cancelled meanwhile. */
+  /**
+   * One full download; returns the state after it, or null when the restore was cancelled meanwhile.
+   * Chunk N's write overlaps chunk N+1's decryption: N+1's lookup is issued first (IndexedDB runs
+   * transactions in the order they were made, so a lookup made after the write would wait for it),
+   * then N's write, then N+1 is decrypted. Their keys differ, so N+1's lookup needs nothing N writes.
+   */
   async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | null> {
+    const { now, vault } = this.deps;
     const stream = await server.streamKeys(state.version);
     const rooms = new Set<string>();
-    let lastWake = this.deps.now();
-    for await (const chunk of backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs })) {
-      for (const entry of chunk) rooms.add(entry.roomId);
-      const next = await this.#chunk(decryptor, state, epoch, chunk, rooms.size);
-      if (!next) return null;
-      state = next;
-      // An extension API call resets the worker's idle timer; the alarm moves with the work.
-      await this.deps.keepAlive();
-      if (this.deps.now() - lastWake > RESUME_AFTER_MS / 2) {
-        lastWake = this.deps.now();
-        await this.deps.scheduleWake(lastWake + RESUME_AFTER_MS);
+    let lastWake = now();
+    let waiting: Prepared | null = null;
+    const write = (prepared: Prepared): Promise<RestoreState | null> => {
+      const started = performance.now();
+      return vault.commitRestoreChunk(state.id, prepared.chunk,
+        (s, outcome) => applyChunk(s, { ...outcome, timings: { ...prepared.timings, store: performance.now() - started } }, now()));
+    };
+    let waitedAt = performance.now();
+    try {
+      for await (const chunk of backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs })) {
+        const download = performance.now() - waitedAt;
+        for (const entry of chunk) rooms.add(entry.roomId);
+        const lookupStarted = performance.now();
+        // A restore that has recorded no failure has none to skip: no need to look for them.
+        const lookup = vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const), state.failed > 0);
+        const writing = waiting ? write(waiting) : null;
+        waiting = null; // in flight: never written twice, whatever fails next
+        writing?.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
+        const known = await lookup;
+        const lookupMs = performance.now() - lookupStarted;
+        const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms.size);
+        prepared.timings.download = download;
+        prepared.timings.lookup = lookupMs;
+        if (writing) {
+          const written = await writing;
+          if (!written) return null;
+          state = written;
+        }
+        waiting = prepared;
+        // An extension API call resets the worker's idle timer; the alarm moves with the work.
+        await this.deps.keepAlive();
+        if (now() - lastWake > RESUME_AFTER_MS / 2) {
+          lastWake = now();
+          await this.deps.scheduleWake(lastWake + RESUME_AFTER_MS);
+        }
+        waitedAt = performance.now();
       }
+    } catch (e) {
+      // The download broke off: keep the chunk already decrypted, so the next pass need not open it again.
+      if (waiting) await write(waiting);
+      throw e;
+    }
+    if (waiting) {
+      const written = await write(waiting);
+      if (!written) return null;
+      state = written;
     }
     return state;
   }
 
-  async #chunk(decryptor: BackupDecryptor, state: RestoreState, epoch: number, chunk: readonly RawBackupEntry[], rooms: number): Promise<RestoreState | null> {
-    const { vault, now } = this.deps;
-    const lookup = await vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const));
+  /** Looks up, checks and decrypts one chunk: what its write transaction will store. */
+  async #prepare(decryptor: BackupDecryptor, state: RestoreState, epoch: number, chunk: readonly RawBackupEntry[], lookup: LookupResult, rooms: number): Promise<Prepared> {
+    const { now } = this.deps;
+    const decryptStarted = performance.now();
     const failures: RestoreFailureRow[] = [];
     const present: Array<[string, string]> = [];
     const toOpen: Array<{ entry: RawBackupEntry; data: KeyBackupData }> = [];
@@ -258,7 +307,7 @@ export class RestoreDriver {
         storedAt: now(),
       });
     });
-    return vault.commitRestoreChunk(state.id, { rows, present, failures, rooms }, (s, outcome) => applyChunk(s, outcome, now()));
+    return { chunk: { rows, present, failures, rooms }, timings: { decrypt: performance.now() - decryptStarted } };
   }
 }
 

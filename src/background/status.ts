@@ -34,6 +34,7 @@ export function restoreSummary(state: RestoreState, unlockedFor: { version: stri
     done: state.restored + state.alreadyPresent + state.failed, restored: state.restored, alreadyPresent: state.alreadyPresent,
     failed: state.failed, failuresByKind: state.failuresByKind, rooms: state.rooms, startedAt: state.startedAt,
     finishedAt: state.finishedAt, rate, secondsLeft, retryAt: state.retryAt, lastError: state.lastError,
+    timings: state.timings ?? { download: 0, lookup: 0, decrypt: 0, store: 0 },
   };
 }
 

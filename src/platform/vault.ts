@@ -406,14 +406,17 @@ export class Vault {
     return next;
   }
 
-  /** What the vault holds for these entries, as a restore needs to know before decrypting them. */
-  async restoreLookup(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<{ row?: StoredCopy & { restoreId?: string }; failedBy?: string }>> {
+  /**
+   * What the vault holds for these entries, as a restore needs to know before decrypting them.
+   * `withFailures`: also look in the failure list (only a restore that has recorded failures needs to).
+   */
+  async restoreLookup(keys: ReadonlyArray<readonly [string, string]>, withFailures = true): Promise<Array<{ row?: StoredCopy & { restoreId?: string }; failedBy?: string }>> {
     const tx = this.db.transaction(['sessions', 'restoreFailures'], 'readonly');
     const sessions = tx.objectStore('sessions');
     const failures = tx.objectStore('restoreFailures');
     const [rows, failed] = await Promise.all([
-      Promise.all(keys.map(([r, s]) => sessions.get([r, s]))),
-      Promise.all(keys.map(([r, s]) => failures.get([r, s]))),
+      getExisting(sessions, keys),
+      withFailures ? getExisting(failures, keys) : keys.map(() => undefined),
     ]);
     await tx.done;
     return keys.map((_, i) => {
@@ -437,13 +440,15 @@ export class Vault {
     chunk: { rows: readonly StoredSession[]; present: ReadonlyArray<readonly [string, string]>; failures: readonly RestoreFailureRow[]; rooms: number },
     apply: (state: RestoreState, outcome: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => RestoreState,
   ): Promise<RestoreState | null> {
-    const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite');
+    // Relaxed: a chunk's rows and its counters commit together either way; a power cut may lose the
+    // last chunks, which the next pass then does again. Strict durability costs a disk flush per chunk.
+    const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite', { durability: 'relaxed' });
     const sessions = tx.objectStore('sessions');
     const kv = tx.objectStore('kv');
     const [state, pin, existing, present] = await Promise.all([
       kv.get('restore') as Promise<RestoreState | undefined>,
       kv.get('pin') as Promise<BackupPin | undefined>,
-      Promise.all(chunk.rows.map((r) => sessions.get([r.roomId, r.sessionId]))),
+      getExisting(sessions, chunk.rows.map((r) => [r.roomId, r.sessionId] as const)),
       Promise.all(chunk.present.map(([r, s]) => sessions.get([r, s]))),
     ]);
     if (!state || state.id !== id || state.phase !== 'running' || !pin || pin.publicKey !== state.publicKey) {
@@ -490,6 +495,47 @@ export class Vault {
   async restoreFailures(limit: number): Promise<RestoreFailureRow[]> {
     return this.db.getAll('restoreFailures', undefined, limit);
   }
+}
+
+/** Keys a range probe may return before the probe gives up and looks each key up instead. */
+const PROBE_FACTOR = 4;
+
+/**
+ * The rows for `keys` (undefined where none), in order. A restore asks for a thousand keys of one or
+ * a few rooms at a time, mostly absent: one key-only range read per room finds which exist (a miss
+ * costs nothing more), and only those are read. A room whose range holds many other rows is looked
+ * up key by key.
+ */
+async function getExisting<V>(
+  store: { getAllKeys(query: IDBKeyRange, count?: number): Promise<IDBValidKey[]>; get(key: [string, string]): Promise<V | undefined> },
+  keys: ReadonlyArray<readonly [string, string]>,
+): Promise<Array<V | undefined>> {
+  const byRoom = new Map<string, string[]>();
+  for (const [roomId, sessionId] of keys) {
+    const list = byRoom.get(roomId);
+    if (list) list.push(sessionId);
+    else byRoom.set(roomId, [sessionId]);
+  }
+  const exists = new Set<string>();
+  await Promise.all([...byRoom].map(async ([roomId, sessionIds]) => {
+    let low = sessionIds[0]!;
+    let high = low;
+    for (const id of sessionIds) {
+      if (id < low) low = id;
+      if (id > high) high = id;
+    }
+    const limit = sessionIds.length * PROBE_FACTOR;
+    const found = await store.getAllKeys(IDBKeyRange.bound([roomId, low], [roomId, high]), limit);
+    if (found.length >= limit) {
+      for (const id of sessionIds) exists.add(sessionKey(roomId, id)); // too crowded to tell: read each
+      return;
+    }
+    for (const key of found) {
+      const [r, s] = key as [string, string];
+      exists.add(sessionKey(r, s));
+    }
+  }));
+  return Promise.all(keys.map(([r, s]) => (exists.has(sessionKey(r, s)) ? store.get([r, s]) : undefined)));
 }
 
 export interface StoredCopy {

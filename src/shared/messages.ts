@@ -110,6 +110,8 @@ export interface RestoreSummary {
   secondsLeft: number | null;
   retryAt: number | null;
   lastError: { kind: string; message: string; at: number } | null;
+  /** Milliseconds spent downloading and parsing, looking up, decrypting and storing. */
+  timings?: { download: number; lookup: number; decrypt: number; store: number };
 }
 
 /** Sessions in the vault encrypted to a key that is no longer pinned: they wait for that key. */
