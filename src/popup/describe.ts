@@ -42,7 +42,9 @@ export function formatWhen(at: number, now: number): string {
   const abs = Math.abs(delta);
   const amount = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : null;
   if (amount === null) return new Date(at).toLocaleString();
-  if (abs < 2) return 'just now';
+  // Moments ago is "just now"; a moment ahead (a retry about to happen) is still "in 1 s".
+  if (abs < 2 && delta <= 0) return 'just now';
+  if (abs < 2) return 'in 1 s';
   return delta > 0 ? `in ${amount}` : `${amount} ago`;
 }
 

@@ -26,6 +26,7 @@ describe('popup texts', () => {
 
   it('formats times relative to now', () => {
     expect(formatWhen(10_000, 10_500)).toBe('just now');
+    expect(formatWhen(10_500, 10_000), 'a retry about to happen is ahead, not past').toBe('in 1 s');
     expect(formatWhen(0, 45_000)).toBe('45 s ago');
     expect(formatWhen(0, 5 * 60_000)).toBe('5 min ago');
     expect(formatWhen(2 * 60_000, 0)).toBe('in 2 min');
