@@ -6,7 +6,7 @@
  * Transactions are short and never await anything but their own requests: callers compute (encrypt,
  * fetch) first and write after.
  */
-import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { openDB, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type IDBPTransaction, type StoreNames } from 'idb';
 import { unpadBase64 } from '../core/base64.ts';
 import { type RestoreFailureKind, type RestoreState } from '../core/restore/state.ts';
 import type { BackupPin } from '../core/upload/pin.ts';
@@ -69,6 +69,7 @@ interface KvValues {
   tokenKey: CryptoKey;
   restore: RestoreState;
   earlierPins: EarlierPin[];
+  counters: Counters;
 }
 type KvKey = keyof KvValues;
 
@@ -118,14 +119,27 @@ async function normalisePublicKeys(tx: UpgradeTx): Promise<void> {
 export type PutOutcome = 'stored' | 'kept';
 
 /**
- * Session counts kept in memory, so the popup's poll does not cost a count over 10⁵+ rows: counted
- * once per worker start (or pin change), then adjusted by every write. Only the worker writes, through
- * one Vault, so the adjustments see every change.
+ * Session counts kept in the vault, so the popup's poll does not cost a count over 10⁵+ rows:
+ * counted once, then adjusted in the same transaction as every write to the sessions. (Kept in
+ * memory they went wrong: a killed worker's last transaction can commit after the next worker has
+ * counted.) A pin change clears the pending count, which is then counted again once.
  */
 interface Counters {
   total: number | null;
   /** Pending for `basis` (`publicKey|epoch`); null = count again. */
   pending: { basis: string; count: number } | null;
+}
+
+type SessionChange = { before: StoredSession | undefined; after: StoredSession | undefined };
+
+function adjusted(counters: Counters, changes: readonly SessionChange[]): Counters {
+  let total = counters.total;
+  const pending = counters.pending ? { ...counters.pending } : null;
+  for (const { before, after } of changes) {
+    if (total !== null) total += (after ? 1 : 0) - (before ? 1 : 0);
+    if (pending) pending.count += (pendingFor(after, pending.basis) ? 1 : 0) - (pendingFor(before, pending.basis) ? 1 : 0);
+  }
+  return { total, pending };
 }
 
 function basisOf(pin: Pick<BackupPin, 'publicKey' | 'epoch'>): string {
@@ -138,23 +152,24 @@ function pendingFor(row: Pick<StoredSession, 'publicKey' | 'uploadedEpoch'> | un
   return row.publicKey === basis.slice(0, bar) && row.uploadedEpoch < Number(basis.slice(bar + 1));
 }
 
+/** The key-value store of a transaction that includes it. */
+type KvStoreOf = { get(key: KvKey): Promise<unknown>; put(value: KvValues[KvKey], key: KvKey): Promise<unknown> };
+
+/** Inside a write transaction: adjusts the kept counts by what it changed. */
+async function countChanges(kv: KvStoreOf, changes: readonly SessionChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  const counters = (await kv.get('counters')) as Counters | undefined;
+  if (counters) await kv.put(adjusted(counters, changes), 'counters');
+}
+
+/** Inside a kv write transaction that moves the pin: the pending count is for the old pin. */
+async function forgetPendingCount(kv: KvStoreOf): Promise<void> {
+  const counters = (await kv.get('counters')) as Counters | undefined;
+  if (counters?.pending) await kv.put({ ...counters, pending: null }, 'counters');
+}
+
 export class Vault {
-  readonly #counters: Counters = { total: null, pending: null };
-
   private constructor(private readonly db: IDBPDatabase<VaultSchema>) {}
-
-  /** After a committed write: what it did to the counters (rows before and after, per key). */
-  #count(changes: ReadonlyArray<{ before: StoredSession | undefined; after: StoredSession | undefined }>): void {
-    const c = this.#counters;
-    for (const { before, after } of changes) {
-      if (c.total !== null) c.total += (after ? 1 : 0) - (before ? 1 : 0);
-      if (c.pending) c.pending.count += (pendingFor(after, c.pending.basis) ? 1 : 0) - (pendingFor(before, c.pending.basis) ? 1 : 0);
-    }
-  }
-
-  #pinChanged(): void {
-    this.#counters.pending = null;
-  }
 
   static async open(name = VAULT_DB_NAME): Promise<Vault> {
     const db = await openDB<VaultSchema>(name, migrations.length, {
@@ -189,20 +204,19 @@ export class Vault {
     const [pin, upload] = await Promise.all([tx.store.get('pin') as Promise<BackupPin | undefined>, tx.store.get('upload') as Promise<UploadState | undefined>]);
     const writes: Array<Promise<unknown>> = [tx.store.put(account, 'account')];
     if (pin && pin.userId !== account.userId) {
-      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'), tx.store.delete('restore'));
+      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'), tx.store.delete('restore'), forgetPendingCount(tx.store));
     } else if (upload) {
       writes.push(tx.store.put(onSignedIn({ ...initialUploadState, ...upload }), 'upload'));
     }
     await Promise.all([...writes, tx.done]);
-    this.#pinChanged();
   }
 
   async clearAccount(): Promise<void> { await this.db.delete('kv', 'account'); }
 
   getPin(): Promise<BackupPin | undefined> { return this.get('pin'); }
   async setPin(pin: BackupPin): Promise<void> {
-    await this.set('pin', pin);
-    this.#pinChanged();
+    const tx = this.db.transaction('kv', 'readwrite');
+    await Promise.all([tx.store.put(pin, 'pin'), forgetPendingCount(tx.store), tx.done]);
   }
 
   /** Keys pinned before the current one, newest first. */
@@ -220,7 +234,7 @@ export class Vault {
       tx.store.get('pin') as Promise<BackupPin | undefined>,
       tx.store.get('earlierPins') as Promise<EarlierPin[] | undefined>,
     ]);
-    const writes: Array<Promise<unknown>> = [tx.store.put(pin, 'pin'), tx.store.put(state, 'upload')];
+    const writes: Array<Promise<unknown>> = [tx.store.put(pin, 'pin'), tx.store.put(state, 'upload'), forgetPendingCount(tx.store)];
     // Sessions stay encrypted to the key they were stored under: remember it, so the popup can say
     // how many wait for it and offer to take it.
     if (previous && previous.publicKey !== pin.publicKey) {
@@ -229,7 +243,6 @@ export class Vault {
       writes.push(tx.store.put(list.slice(0, 20), 'earlierPins'));
     }
     await Promise.all([...writes, tx.done]);
-    this.#pinChanged();
   }
 
   /**
@@ -242,9 +255,7 @@ export class Vault {
 
   /** Moves the pin to a followed version (same key), if `from` is still the pinned backup. */
   async followPin(from: BackupPin, to: BackupPin, state: UploadState): Promise<boolean> {
-    const moved = await this.ifPinned(from, (store) => [store.put(to, 'pin'), store.put(state, 'upload')]);
-    this.#pinChanged();
-    return moved;
+    return this.ifPinned(from, (store) => [store.put(to, 'pin'), store.put(state, 'upload'), forgetPendingCount(store)]);
   }
 
   private async ifPinned(pin: BackupPin, write: (store: KvStore) => Array<Promise<unknown>>): Promise<boolean> {
@@ -288,8 +299,9 @@ export class Vault {
    * any copy for the current key replaces it.
    */
   async putSessions(rows: readonly StoredSession[]): Promise<PutOutcome[]> {
-    const tx = this.db.transaction('sessions', 'readwrite');
-    const existing = await Promise.all(rows.map((r) => tx.store.get([r.roomId, r.sessionId])));
+    const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
+    const store = tx.objectStore('sessions');
+    const existing = await Promise.all(rows.map((r) => store.get([r.roomId, r.sessionId])));
     const outcomes: PutOutcome[] = [];
     const writes: Array<Promise<unknown>> = [];
     // Two copies of one session in the same call: the better one wins.
@@ -303,12 +315,11 @@ export class Vault {
         return;
       }
       best.set(key, row);
-      writes.push(tx.store.put(row));
+      writes.push(store.put(row));
       changes.push({ before: stored, after: row });
       outcomes.push('stored');
     });
-    await Promise.all([...writes, tx.done]);
-    this.#count(changes);
+    await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
     return outcomes;
   }
 
@@ -321,19 +332,25 @@ export class Vault {
   /** Pending sessions for a pin: counted once, then kept by the writes (see Counters). */
   async countPending(publicKey: string, epoch: number): Promise<number> {
     const basis = basisOf({ publicKey, epoch });
-    const cached = this.#counters.pending;
-    if (cached?.basis === basis) return cached.count;
-    const count = await this.db.countFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true));
-    // A write that committed while counting would be missed: count again next time if one did.
-    this.#counters.pending = this.#counters.pending?.basis === basis ? this.#counters.pending : { basis, count };
-    return count;
+    const kept = await this.get('counters');
+    if (kept?.pending?.basis === basis) return kept.pending.count;
+    return this.#recount((c, count) => ({ ...c, pending: { basis, count } }),
+      (sessions) => sessions.index('pending').count(IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true)));
   }
 
   async countSessions(): Promise<number> {
-    if (this.#counters.total !== null) return this.#counters.total;
-    const total = await this.db.count('sessions');
-    this.#counters.total ??= total;
-    return total;
+    const kept = await this.get('counters');
+    if (kept && kept.total !== null) return kept.total;
+    return this.#recount((c, total) => ({ ...c, total }), (sessions) => sessions.count());
+  }
+
+  /** Counts in one transaction with keeping the count, so no write slips between the two. */
+  async #recount(keep: (c: Counters, n: number) => Counters, count: (sessions: IDBPObjectStore<VaultSchema, Array<'sessions' | 'kv'>, 'sessions', 'readwrite'>) => Promise<number>): Promise<number> {
+    const tx = this.db.transaction(['sessions', 'kv'] as Array<'sessions' | 'kv'>, 'readwrite');
+    const kv = tx.objectStore('kv');
+    const [n, current] = await Promise.all([count(tx.objectStore('sessions')), kv.get('counters') as Promise<Counters | undefined>]);
+    await Promise.all([kv.put(keep(current ?? { total: null, pending: null }, n), 'counters'), tx.done]);
+    return n;
   }
 
   /** Sessions encrypted to `publicKey` (an earlier pin's), whatever their upload state. */
@@ -368,19 +385,19 @@ export class Vault {
    * revision) stays pending: the server has the older copy, not this one.
    */
   async markUploaded(batch: ReadonlyArray<Pick<StoredSession, 'roomId' | 'sessionId' | 'revision'>>, epoch: number): Promise<number> {
-    const tx = this.db.transaction('sessions', 'readwrite');
-    const rows = await Promise.all(batch.map((b) => tx.store.get([b.roomId, b.sessionId])));
+    const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
+    const store = tx.objectStore('sessions');
+    const rows = await Promise.all(batch.map((b) => store.get([b.roomId, b.sessionId])));
     const writes: Array<Promise<unknown>> = [];
     const changes: Array<{ before: StoredSession; after: StoredSession }> = [];
     rows.forEach((row, i) => {
       if (row && row.revision === batch[i]!.revision && row.uploadedEpoch < epoch) {
         const after = { ...row, uploadedEpoch: epoch };
-        writes.push(tx.store.put(after));
+        writes.push(store.put(after));
         changes.push({ before: row, after });
       }
     });
-    await Promise.all([...writes, tx.done]);
-    this.#count(changes);
+    await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
     return writes.length;
   }
 
@@ -486,9 +503,8 @@ export class Vault {
     const failureStore = tx.objectStore('restoreFailures');
     for (const failure of chunk.failures) writes.push(failureStore.put(failure));
     const next = apply(state, { restored, alreadyPresent, failures: chunk.failures.map((f) => f.kind), rooms: chunk.rooms });
-    writes.push(kv.put(next, 'restore'));
+    writes.push(kv.put(next, 'restore'), countChanges(kv, changes));
     await Promise.all([...writes, tx.done]);
-    this.#count(changes);
     return next;
   }
 

@@ -65,6 +65,19 @@ export const vaultContract: ContractCase[] = [
     },
   },
   {
+    name: 'counts stay right when another connection writes (a killed worker\'s last write landing late)',
+    async run(open) {
+      const old = await open();
+      const next = await open();
+      await next.setPin({ userId: '@u:x', version: '1', publicKey: KEY_A, epoch: 1, source: 'proved', pinnedAt: 0 });
+      equal([await next.countSessions(), await next.countPending(KEY_A, 1)], [0, 0], 'counted by the new worker');
+      await old.putSessions([row('!r:x', 'late1', 0), row('!r:x', 'late2', 0)]);
+      equal([await next.countSessions(), await next.countPending(KEY_A, 1)], [2, 2], 'the late write is counted');
+      old.close();
+      next.close();
+    },
+  },
+  {
     name: 'a restore chunk stores, marks, fails and counts in one transaction, and not once cancelled',
     async run(open) {
       const v = await open();
