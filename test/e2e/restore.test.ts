@@ -31,7 +31,7 @@ import { profileStorageFiles, scanFor, type Secret } from '../harness/secret-sca
 import { sharedSynapse } from '../harness/synapse-global.ts';
 import { uniqueLocalpart, type SynapseUser } from '../harness/synapse.ts';
 import { createServerBackup, randomKey } from '../harness/upload-rig.ts';
-import type { ExportedSessionData } from '../peer/index.ts';
+import { importExportedIntoFreshMachine, initPeer, readKeyFileWithPeer, type ExportedSessionData } from '../peer/index.ts';
 
 const SMALL = 200;
 const LARGE = 5000;
@@ -277,6 +277,11 @@ describe('restore from the server backup, through the popup', () => {
     const want = new Map(S.backup.sessions.map((x) => [x.session_id, x.session_key]));
     expect(fromFile).toHaveLength(SMALL);
     for (const x of fromFile) expect(x.session_key, x.session_id).toBe(want.get(x.session_id));
+    // Element's crypto reads it too, and imports every session from it.
+    await initPeer();
+    const byPeer = readKeyFileWithPeer(file, 'export passphrase');
+    expect(byPeer.map((x) => x.session_id).sort()).toEqual([...want.keys()].sort());
+    expect(await importExportedIntoFreshMachine(byPeer)).toMatchObject({ importedCount: SMALL, totalCount: SMALL });
     await close(ext);
   });
 

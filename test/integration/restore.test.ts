@@ -147,6 +147,20 @@ describe('unlock', () => {
     await expect(unlock(a, 'not the phrase at all')).rejects.toMatchObject({ kind: 'wrong-phrase' });
   });
 
+  it('treats a padded auth_data public key as the same key: unlocking twice re-sends nothing', async () => {
+    const c = await signedIn();
+    const key = randomKey();
+    const publicKey = (await createBackupDecryptor(key)).publicKey;
+    const version = await c.client.createBackupVersion({ algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: `${publicKey}=` } });
+    await unlock(c, encodeRecoveryKey(key));
+    const pin = (await c.vault.getPin())!;
+    expect(pin).toMatchObject({ version, publicKey });
+    expect(await ingestSessions(c.vault, await peerSessions(3, 1))).toMatchObject({ stored: 3 });
+    await unlock(c, encodeRecoveryKey(key));
+    expect((await c.vault.getPin())!.epoch).toBe(pin.epoch);
+    expect(await c.vault.countPending(publicKey, pin.epoch), 'the sessions stored under the key stay pending for it').toBe(3);
+  });
+
   it('takes the legacy passphrase of an old backup (auth_data.private_key_salt)', async () => {
     const c = await signedIn();
     const legacy = await createPeerWrittenBackup(c.client, { sessions: 3, legacyPassphrase: 'an old backup passphrase' });
