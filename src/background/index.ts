@@ -7,6 +7,7 @@ import { browser, type MessageSender } from '../platform/extension.ts';
 import { sessionUnlockStore } from '../platform/unlock-store.ts';
 import { Vault } from '../platform/vault.ts';
 import { isRequest, type Result, type WorkerStatus } from '../shared/messages.ts';
+import { toWireError } from './errors.ts';
 import { route, senderTier } from './router.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -26,7 +27,11 @@ function alarmAt(name: string): (at: number | null) => Promise<void> {
   };
 }
 
-const ready: Promise<Services> = Vault.open().then((vault) => createServices(vault, {
+function openServices(): Promise<Services> {
+  return Vault.open().then((vault) => createServices(vault, hooks));
+}
+
+const hooks: Parameters<typeof createServices>[1] = {
   worker,
   scheduleWake: alarmAt(UPLOAD_ALARM),
   scheduleRestoreWake: alarmAt(RESTORE_ALARM),
@@ -37,19 +42,29 @@ const ready: Promise<Services> = Vault.open().then((vault) => createServices(vau
   report(error) {
     console.error('Matrix Key Vault: a background run failed unexpectedly:', error instanceof Error ? error.message : error);
   },
-}));
+};
+
+/**
+ * The one ready promise. If the database cannot be opened (a broken profile, storage switched off),
+ * requests are answered with that error and the next one tries again, instead of every request
+ * failing for the rest of the worker's life.
+ */
+let opening: Promise<Services> = openServices();
+function ready(): Promise<Services> {
+  return opening.catch(() => (opening = openServices()));
+}
 
 browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) => {
   if (senderTier(sender, browser.runtime.id, browser.runtime.getURL('')) !== 'extension-page') return undefined;
   if (!isRequest(message)) {
     return Promise.resolve<Result<never>>({ ok: false, error: { kind: 'bad-request', message: 'Unknown request.' } });
   }
-  return ready.then((services) => route(services, message));
+  return ready().then((services) => route(services, message), (e: unknown) => ({ ok: false, error: toWireError(e) }) satisfies Result<never>);
 });
 
 browser.alarms.onAlarm.addListener((alarm) => {
-  if (alarm.name === UPLOAD_ALARM) return ready.then((services) => services.driver.run()).then(() => undefined);
-  if (alarm.name === RESTORE_ALARM) return ready.then((services) => services.restore.run()).then(() => undefined);
+  if (alarm.name === UPLOAD_ALARM) return ready().then((services) => services.kickUpload());
+  if (alarm.name === RESTORE_ALARM) return ready().then((services) => services.kickRestore());
   return undefined;
 });
 
@@ -59,6 +74,6 @@ function resume(s: Services): void {
   s.kickUpload();
   s.kickRestore();
 }
-void ready.then(resume);
-browser.runtime.onStartup.addListener(() => void ready.then(resume));
-browser.runtime.onInstalled.addListener(() => void ready.then(resume));
+void ready().then(resume, hooks.report);
+browser.runtime.onStartup.addListener(() => void ready().then(resume, hooks.report));
+browser.runtime.onInstalled.addListener(() => void ready().then(resume, hooks.report));

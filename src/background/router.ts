@@ -39,8 +39,11 @@ export async function route(services: Services, request: Request): Promise<Resul
 async function dispatch(services: Services, request: Request): Promise<unknown> {
   const { vault, driver } = services;
   switch (request.type) {
-    case 'status.get':
-      return vaultStatus(vault, services.unlockStore, services.worker(), driver.isRunning, request.refresh === true) satisfies Promise<VaultStatus>;
+    case 'status.get': {
+      const status: VaultStatus = await vaultStatus(vault, services.unlockStore, services.worker(), driver.isRunning, request.refresh === true);
+      const storage = services.storageProblem();
+      return storage ? { ...status, storage } : status;
+    }
     case 'account.login': {
       const account = await signInWithPassword(vault, requireString(request, 'homeserver', 512), requireString(request, 'user', 512), requireString(request, 'password'));
       services.kickUpload();

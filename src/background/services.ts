@@ -9,7 +9,7 @@ import type { WorkerStatus } from '../shared/messages.ts';
 import { clientFor } from './account.ts';
 import { toServerBackupInfo } from './backup.ts';
 import { RestoreDriver, type RestoreServer } from './restore-driver.ts';
-import { AppError } from './errors.ts';
+import { AppError, storageFailure } from './errors.ts';
 import { SessionFetcher } from './session-fetch.ts';
 import { AttemptLimiter } from './unlock.ts';
 import { UploadDriver, type BackupServer } from './upload-driver.ts';
@@ -54,6 +54,12 @@ export interface Services {
   unlockStore: UnlockStore;
   unlockLimiter: AttemptLimiter;
   worker(): WorkerStatus;
+  /**
+   * The last storage failure of a background run (a full disk stops the vault writes of uploads and
+   * restores); kept in memory because the vault itself may not take a write. Cleared by a run that
+   * gets through.
+   */
+  storageProblem(): { kind: string; message: string; at: number } | null;
   /** Starts an upload run unless one is going; never throws (the driver records its own errors). */
   kickUpload(): void;
   /** Runs the active restore unless it runs already; never throws (the driver records its own errors). */
@@ -131,6 +137,13 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
     random: Math.random,
     batchSize: UPLOAD_BATCH_SIZE,
   });
+  let storageProblem: { kind: string; message: string; at: number } | null = null;
+  const failed = (e: unknown): void => {
+    const storage = storageFailure(e);
+    if (storage) storageProblem = { kind: storage.kind, message: storage.message, at: Date.now() };
+    hooks.report(e);
+  };
+  const succeeded = (): void => { storageProblem = null; };
   return {
     vault,
     driver,
@@ -139,11 +152,12 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
     unlockStore: hooks.unlockStore,
     unlockLimiter: new AttemptLimiter(),
     worker: hooks.worker,
+    storageProblem: () => storageProblem,
     kickUpload() {
-      driver.run().catch(hooks.report);
+      driver.run().then((outcome) => { if (outcome === 'idle') succeeded(); }, failed);
     },
     kickRestore() {
-      restore.run().catch(hooks.report);
+      restore.run().then((outcome) => { if (outcome === 'done') succeeded(); }, failed);
     },
   };
 }

@@ -21,6 +21,8 @@ export type AppErrorKind =
   | 'locked' // needs the vault unlocked
   | 'restore-running'
   | 'too-large' // a session far larger than any real one
+  | 'storage-full' // the disk is full or the storage quota is used up
+  | 'storage-unavailable' // the database could not be opened, or a transaction was aborted
   | 'bad-request'; // a malformed message from an extension page
 
 /** Failures on the way: the homeserver said no, the connection failed, the caller aborted, a bug. */
@@ -32,7 +34,7 @@ export type WorkerErrorKind = AppErrorKind | TransportErrorKind | 'no-answer';
 const appErrorKinds: ReadonlySet<string> = new Set<AppErrorKind>([
   'no-backup', 'not-signed-in', 'backup-exists', 'no-server-backup', 'unsupported-algorithm', 'empty-input', 'not-a-key',
   'wrong-key', 'older-backup-key', 'no-secret-storage', 'no-phrase', 'wrong-phrase', 'rate-limited', 'locked',
-  'restore-running', 'too-large', 'bad-request',
+  'restore-running', 'too-large', 'storage-full', 'storage-unavailable', 'bad-request',
 ]);
 
 /** Narrows a wire kind for an exhaustive switch; anything unknown is treated as `internal`. */

@@ -130,6 +130,8 @@ export interface VaultStatus {
   restore: RestoreSummary | null;
   /** Present when the request asked to refresh (it costs a count per earlier key). */
   earlier?: EarlierKeySummary[];
+  /** A background run could not write to the browser's storage (e.g. the disk is full). */
+  storage?: { kind: string; message: string; at: number };
   /** Present when the request asked to refresh from the server. */
   server?: ServerBackupSummary;
 }
