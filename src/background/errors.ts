@@ -60,10 +60,10 @@ export function storageFailure(e: unknown): AppError | null {
     case 'InvalidStateError':
     case 'VersionError':
     case 'AbortError':
-    case 'TransactionInactiveError': {
-      const detail = e instanceof Error && e.message ? ` (${e.message})` : '';
-      return new AppError('storage-unavailable', `The extension's database could not be used${detail}. Nothing stored so far was lost; try again.`);
-    }
+    case 'TransactionInactiveError':
+      // The browser's own words ("Internal error opening backing store…") go to the worker's
+      // console through the caller's report, not to people.
+      return new AppError('storage-unavailable', 'The browser could not read or write this extension\'s data just now (its storage may be full or damaged). Nothing stored so far was lost; try again.');
     default:
       return null;
   }

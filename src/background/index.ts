@@ -50,8 +50,19 @@ const hooks: Parameters<typeof createServices>[1] = {
  * failing for the rest of the worker's life.
  */
 let opening: Promise<Services> = openServices();
+function reopen(): Promise<Services> {
+  opening = openServices();
+  // Work the old connection was doing starts again on the new one.
+  void opening.then(resume, hooks.report);
+  return opening;
+}
+
 function ready(): Promise<Services> {
-  return opening.catch(() => (opening = openServices()));
+  return opening.then(
+    // A connection the browser closed (a full disk, cleared site data) is replaced by a new one.
+    (services) => (services.vault.terminated ? reopen() : services),
+    () => reopen(),
+  );
 }
 
 browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) => {

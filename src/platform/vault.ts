@@ -171,13 +171,27 @@ async function forgetPendingCount(kv: KvStoreOf): Promise<void> {
 export class Vault {
   private constructor(private readonly db: IDBPDatabase<VaultSchema>) {}
 
+  #terminated = false;
+
   static async open(name = VAULT_DB_NAME): Promise<Vault> {
+    let vault: Vault | undefined;
     const db = await openDB<VaultSchema>(name, migrations.length, {
       upgrade(database, oldVersion, _newVersion, tx) {
         for (let v = oldVersion; v < migrations.length; v++) migrations[v]!(database, tx);
       },
+      // The browser closed the connection itself: it does so when a write hits a full disk, and when
+      // the user clears the site's data. This connection is dead; the worker opens a new one.
+      terminated() {
+        if (vault) vault.#terminated = true;
+      },
     });
-    return new Vault(db);
+    vault = new Vault(db);
+    return vault;
+  }
+
+  /** The browser closed this connection (see open): every call fails until a new Vault is opened. */
+  get terminated(): boolean {
+    return this.#terminated;
   }
 
   close(): void {

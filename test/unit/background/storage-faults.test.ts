@@ -133,7 +133,8 @@ describe('a full disk', () => {
 describe('a database that cannot be used', () => {
   it('names the failure instead of passing on a raw DOMException', () => {
     expect(toWireError(new DOMException('Internal error opening backing store for indexedDB.open.', 'UnknownError')))
-      .toMatchObject({ kind: 'storage-unavailable', message: expect.stringMatching(/could not be used \(Internal error opening backing store/) });
+      .toMatchObject({ kind: 'storage-unavailable', message: expect.stringMatching(/could not read or write this extension's data just now.*Nothing stored so far was lost/) });
+    expect(toWireError(new DOMException('Internal error opening backing store for indexedDB.open.', 'UnknownError')).message).not.toMatch(/backing store/);
     expect(toWireError(new DOMException('The transaction was aborted.', 'AbortError'))).toMatchObject({ kind: 'storage-unavailable' });
     expect(toWireError(new TypeError('a bug'))).toMatchObject({ kind: 'internal' });
   });
