@@ -9,6 +9,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { encodeRecoveryKey } from '../core/index.ts';
 import type { PinSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
+import { createTexts as t } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage } from './ui.tsx';
 
 type Stage =
@@ -19,13 +20,10 @@ type Stage =
   | { stage: 'done'; pin: PinSummary };
 
 function blockedReason(status: VaultStatus): string | null {
-  if (!status.account) return 'Sign in from the extension popup first.';
-  if (status.backup && !status.upload.stopped) return `This extension already uploads to backup version ${status.backup.version}.`;
-  if (status.server?.state === 'present') {
-    return `Your account already has a backup (version ${status.server.version}). Enter its recovery key in the popup to use it; ` +
-      'creating another would replace it for every client.';
-  }
-  if (status.server?.state === 'unreachable') return `Could not check the server: ${status.server.error.message}`;
+  if (!status.account) return t.signedOut;
+  if (status.backup && !status.upload.stopped) return t.alreadyUploading(status.backup.version);
+  if (status.server?.state === 'present') return t.serverHasBackup(status.server.version);
+  if (status.server?.state === 'unreachable') return t.couldNotCheck(status.server.error.message);
   return null;
 }
 
@@ -50,10 +48,10 @@ function CreateBackup() {
   }
 
   function download(recoveryKey: string) {
-    const blob = new Blob([`Matrix key backup recovery key\n\n${recoveryKey}\n`], { type: 'text/plain' });
+    const blob = new Blob([t.fileContents(recoveryKey)], { type: 'text/plain' });
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = 'matrix-recovery-key.txt';
+    a.download = t.fileName;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
   }
@@ -73,43 +71,39 @@ function CreateBackup() {
 
   return (
     <>
-      <Header subtitle="Create a key backup" />
+      <Header subtitle={t.title} />
       <main>
-        {stage.stage === 'loading' && <p class="muted">Checking your account…</p>}
+        {stage.stage === 'loading' && <p class="muted">{t.checking}</p>}
         {stage.stage === 'blocked' && <Alert tone="warning"><span data-testid="blocked">{stage.reason}</span></Alert>}
         {stage.stage === 'explain' && (
           <>
-            <p>Your account has no key backup. This creates one on your homeserver: every key this extension is given
-              is encrypted to it and uploaded, and only the recovery key shown next can read it back.</p>
-            <h2>What this means next to Element</h2>
+            <p>{t.explain}</p>
+            <h2>{t.elementHeading}</h2>
             <ul>
-              <li>Element does not upload to a backup whose key it has not been given. To let Element use this backup too,
-                enter the recovery key there (Settings → Encryption → recovery).</li>
-              <li>If you set up recovery in Element later, Element replaces this backup with its own. This extension then
-                stops uploading and tells you the backup changed; enter the new recovery key here to continue.</li>
+              <li>{t.elementUse}</li>
+              <li>{t.elementReplaces}</li>
             </ul>
-            <button onClick={generate} data-testid="generate">Generate my recovery key</button>
+            <button onClick={generate} data-testid="generate">{t.generate}</button>
           </>
         )}
         {stage.stage === 'show' && (
           <>
-            <p>This is your recovery key. It is shown <strong>once</strong>. Without it the backup cannot be read by anyone,
-              including you. Save it in a password manager or print it.</p>
+            <p>{t.shownBefore}<strong>{t.shownOnce}</strong>{t.shownAfter}</p>
             <p class="recovery-key" data-testid="recovery-key">{stage.recoveryKey}</p>
             <p>
-              <button class="secondary" onClick={() => void navigator.clipboard.writeText(stage.recoveryKey)}>Copy</button>{' '}
-              <button class="secondary" onClick={() => download(stage.recoveryKey)}>Download as a file</button>
+              <button class="secondary" onClick={() => void navigator.clipboard.writeText(stage.recoveryKey)}>{t.copy}</button>{' '}
+              <button class="secondary" onClick={() => download(stage.recoveryKey)}>{t.download}</button>
             </p>
-            <label><input type="checkbox" checked={saved} onChange={(e) => setSaved(e.currentTarget.checked)} data-testid="saved" /> I have saved my recovery key somewhere safe</label>
+            <label><input type="checkbox" checked={saved} onChange={(e) => setSaved(e.currentTarget.checked)} data-testid="saved" /> {t.saved}</label>
             {error !== null && <ErrorText error={error} />}
             <button disabled={!saved || busy} onClick={() => create(stage.recoveryKey)} data-testid="create">
-              {busy ? 'Creating…' : 'Create the backup'}
+              {busy ? t.busy : t.button}
             </button>
           </>
         )}
         {stage.stage === 'done' && (
           <Alert tone="ok">
-            <span data-testid="created">Backup version {stage.pin.version} created. New keys are now uploaded to it; you can close this tab.</span>
+            <span data-testid="created">{t.created(stage.pin.version)}</span>
           </Alert>
         )}
       </main>

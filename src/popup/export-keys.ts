@@ -43,7 +43,7 @@ export async function collectSessions(
     if (batch.next === null) break;
     // The cursor must move on, or the worker would be asked for the same batch forever.
     if (after !== null && batch.next[0] === after[0] && batch.next[1] === after[1]) {
-      throw new ExportLoopError('The worker returned the same batch twice; the export stopped.');
+      throw new ExportLoopError(exportTexts.loop);
     }
     after = batch.next;
   }

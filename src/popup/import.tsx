@@ -9,6 +9,7 @@ import { decryptKeyFile } from '../core/index.ts';
 import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { parseKeyList } from './key-list.ts';
+import { importTexts as t } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './ui.tsx';
 
 /** Sessions per message: large enough to amortise messaging, small enough to show progress. */
@@ -21,12 +22,12 @@ function describeFileError(e: unknown): unknown {
   const kind = (e as { kind?: string } | null)?.kind;
   switch (kind) {
     case 'hmac':
-      return new UiError('wrong-passphrase', 'The passphrase does not match this file (or the file is damaged).');
+      return new UiError('wrong-passphrase', t.wrongPassphrase);
     case 'header':
     case 'trailer':
-      return new UiError('not-a-key-file', 'This is not a Matrix key export file (the “BEGIN MEGOLM SESSION DATA” lines are missing).');
+      return new UiError('not-a-key-file', t.notAKeyFile);
     case 'version':
-      return new UiError('key-file-version', 'This key file uses a format version this extension does not know.');
+      return new UiError('key-file-version', t.unknownVersion);
     default:
       return e;
   }
@@ -42,7 +43,7 @@ function ImportKeys() {
   useEffect(() => {
     void requestPersistentStorage();
     request({ type: 'status.get' }).then((s) => {
-      if (!s.backup) setBlocked('No backup key is set up yet. Open the extension popup and create a backup or enter the recovery key of your existing backup first.');
+      if (!s.backup) setBlocked(t.noBackup);
     }).catch((e: unknown) => setError(e));
   }, []);
 
@@ -51,7 +52,7 @@ function ImportKeys() {
     if (!file) return;
     setError(null);
     try {
-      if (file.size > MAX_FILE_BYTES) throw new UiError('too-large', 'This file is too large to be a key export.');
+      if (file.size > MAX_FILE_BYTES) throw new UiError('too-large', t.tooLarge);
       setProgress({ phase: 'decrypting' });
       let plaintext: string;
       try {
@@ -80,19 +81,18 @@ function ImportKeys() {
   const busy = progress.phase === 'decrypting' || progress.phase === 'sending';
   return (
     <>
-      <Header subtitle="Import a key file" />
+      <Header subtitle={t.title} />
       <main>
         {blocked && <Alert tone="warning"><span data-testid="blocked">{blocked}</span></Alert>}
-        <p>Choose a key file exported from Element (“Export E2E room keys”) and type the passphrase it was exported with.
-          Each key is encrypted to your backup at once and uploaded in the background.</p>
+        <p>{t.intro}</p>
         <form onSubmit={submit} data-testid="import-form">
-          <label>Key file <input type="file" accept=".txt,text/plain" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} data-testid="file" /></label>
-          <label>Passphrase <input type="password" autocomplete="off" required value={passphrase} onInput={(e) => setPassphrase(e.currentTarget.value)} data-testid="passphrase" /></label>
+          <label>{t.file} <input type="file" accept=".txt,text/plain" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} data-testid="file" /></label>
+          <label>{t.passphrase} <input type="password" autocomplete="off" required value={passphrase} onInput={(e) => setPassphrase(e.currentTarget.value)} data-testid="passphrase" /></label>
           {error !== null && <ErrorText error={error} />}
-          <button type="submit" disabled={busy || !file} data-testid="import">{busy ? 'Importing…' : 'Import'}</button>
+          <button type="submit" disabled={busy || !file} data-testid="import">{busy ? t.busy : t.button}</button>
         </form>
-        {progress.phase === 'decrypting' && <p data-testid="progress">Decrypting the file…</p>}
-        {progress.phase === 'sending' && <p data-testid="progress">Storing keys: {progress.done} of {progress.total}…</p>}
+        {progress.phase === 'decrypting' && <p data-testid="progress">{t.decrypting}</p>}
+        {progress.phase === 'sending' && <p data-testid="progress">{t.storing(progress.done, progress.total)}</p>}
         {progress.phase === 'done' && <Result summary={progress.summary} total={progress.total} />}
       </main>
     </>
@@ -103,8 +103,7 @@ function Result({ summary, total }: { summary: ImportSummary; total: number }) {
   return (
     <div data-testid="result" data-stored={summary.stored} data-unchanged={summary.unchanged} data-rejected={summary.rejected.length}>
       <Alert tone={summary.rejected.length ? 'warning' : 'ok'}>
-        {total} keys in the file: {summary.stored} added, {summary.unchanged} already held, {summary.rejected.length} rejected.
-        {summary.stored > 0 && ' The new keys are uploading in the background; the popup shows progress.'}
+        {t.result(total, summary)}
       </Alert>
       {summary.rejected.length > 0 && <Rejected list={summary.rejected} />}
     </div>
@@ -115,16 +114,16 @@ function Rejected({ list }: { list: RejectedSessionSummary[] }) {
   const shown = list.slice(0, 100);
   return (
     <>
-      <h2>Rejected keys</h2>
+      <h2>{t.rejectedHeading}</h2>
       <table class="rejected">
-        <thead><tr><th>#</th><th>Room</th><th>Session</th><th>Why</th></tr></thead>
+        <thead><tr><th>{t.number}</th><th>{t.room}</th><th>{t.session}</th><th>{t.reason}</th></tr></thead>
         <tbody>
           {shown.map((r) => (
-            <tr key={r.index}><td>{r.index + 1}</td><td>{r.roomId ?? '?'}</td><td>{r.sessionId ?? '?'}</td><td>{r.reason}</td></tr>
+            <tr key={r.index}><td>{r.index + 1}</td><td>{r.roomId ?? t.unknown}</td><td>{r.sessionId ?? t.unknown}</td><td>{r.reason}</td></tr>
           ))}
         </tbody>
       </table>
-      {list.length > shown.length && <p class="muted">…and {list.length - shown.length} more.</p>}
+      {list.length > shown.length && <p class="muted">{t.more(list.length - shown.length)}</p>}
     </>
   );
 }

@@ -1,4 +1,5 @@
 /** What a decrypted key file must contain before its sessions go to the worker. */
+import { importTexts } from './texts.ts';
 
 export class KeyFileContentError extends Error {
   readonly kind = 'not-a-key-list';
@@ -10,8 +11,8 @@ export function parseKeyList(plaintext: string): unknown[] {
   try {
     parsed = JSON.parse(plaintext);
   } catch {
-    throw new KeyFileContentError('The file decrypted, but its contents are not JSON: it is not a key export.');
+    throw new KeyFileContentError(importTexts.notJson);
   }
-  if (!Array.isArray(parsed)) throw new KeyFileContentError('The file decrypted, but it does not contain a list of keys.');
+  if (!Array.isArray(parsed)) throw new KeyFileContentError(importTexts.notAList);
   return parsed;
 }

@@ -8,10 +8,12 @@ import { render } from 'preact';
 import { useCallback, useEffect, useReducer, useState } from 'preact/hooks';
 import type { EarlierKeySummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
-import { describeUpload, errorStillRelevant, formatWhen } from './describe.ts';
+import { errorStillRelevant } from './describe.ts';
 import { RestoreFailures, RestoreProgress } from './restore-view.tsx';
 import { failureOf, initialState, known, reduce, type PopupAction, type PopupEvent, type PopupState } from './state.ts';
-import { earlierTexts, restoreTexts, unlockedTexts, unlockTexts } from './texts.ts';
+import {
+  accountTexts, appTexts, backupTexts, describeUpload, earlierTexts, formatWhen, restoreTexts, signInTexts, unlockedTexts, unlockTexts, withWhen,
+} from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
 import { UnlockForm } from './unlock-form.tsx';
 
@@ -60,9 +62,9 @@ function Popup() {
       <main data-screen={state.screen}>
         {state.screen === 'error' && <ErrorText error={state.error} />}
         {k && k.loadError !== null && <ErrorText error={k.loadError} />}
-        {state.screen === 'loading' && <p class="muted">Connecting to the background worker…</p>}
+        {state.screen === 'loading' && <p class="muted">{appTexts.connecting}</p>}
         {state.screen === 'signed-out' && state.signOutNote === 'server-unreachable' && (
-          <Alert tone="warning">Signed out here, but the homeserver could not be reached: the “Matrix Key Vault” session may still be listed in your other clients; remove it there.</Alert>
+          <Alert tone="warning">{accountTexts.serverUnreachable}</Alert>
         )}
         {state.screen === 'signed-out' && <SignIn onDone={() => { dispatch({ type: 'signed-in', at: Date.now() }); void refresh(true); }} />}
         {k && state.screen !== 'signed-out' && state.screen !== 'loading' && state.screen !== 'error' && (
@@ -78,8 +80,8 @@ function Popup() {
         )}
         {k && (
           <p class="muted small" data-testid="worker-status">
-            Background worker running (version {k.status.worker.version}).{' '}
-            {persistent !== null && `Persistent storage: ${persistent ? 'granted' : 'not granted'}.`}
+            {appTexts.workerRunning(k.status.worker.version)}
+            {persistent !== null && ` ${appTexts.persistentStorage(persistent)}`}
           </p>
         )}
       </main>
@@ -104,26 +106,24 @@ function SignIn({ onDone }: { onDone: () => void }) {
 
   return (
     <form onSubmit={start} data-testid="sign-in">
-      <h2>Connect your Matrix account</h2>
-      <label>Homeserver
-        <input name="homeserver" required placeholder="matrix.org" value={homeserver} onInput={(e) => setHomeserver(e.currentTarget.value)} />
+      <h2>{signInTexts.heading}</h2>
+      <label>{signInTexts.homeserver}
+        <input name="homeserver" required placeholder={signInTexts.homeserverPlaceholder} value={homeserver} onInput={(e) => setHomeserver(e.currentTarget.value)} />
       </label>
       {!useToken && (
-        <label>Username
-          <input name="user" required autocomplete="username" placeholder="@alice:matrix.org or alice" value={user} onInput={(e) => setUser(e.currentTarget.value)} />
+        <label>{signInTexts.user}
+          <input name="user" required autocomplete="username" placeholder={signInTexts.userPlaceholder} value={user} onInput={(e) => setUser(e.currentTarget.value)} />
         </label>
       )}
-      <label>{useToken ? 'Access token' : 'Password'}
+      <label>{useToken ? signInTexts.accessToken : signInTexts.password}
         <input name="secret" type="password" required autocomplete={useToken ? 'off' : 'current-password'} value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
       </label>
       {error !== null && <ErrorText error={error} />}
-      <button type="submit" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
+      <button type="submit" disabled={busy}>{busy ? signInTexts.busy : signInTexts.button}</button>
       <p class="muted small">
-        {useToken
-          ? 'The token is kept encrypted so backup can run in the background. '
-          : 'Your password signs in a new session named “Matrix Key Vault” and is never stored. '}
+        {useToken ? signInTexts.tokenNote : signInTexts.passwordNote}
         <a href="#" onClick={(e) => { e.preventDefault(); setUseToken(!useToken); setSecret(''); }}>
-          {useToken ? 'Use a password instead' : 'Use an access token instead'}
+          {useToken ? signInTexts.usePassword : signInTexts.useToken}
         </a>
       </p>
     </form>
@@ -139,7 +139,7 @@ function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: (o
         <strong data-testid="user-id">{account.userId}</strong>
         <div class="muted small">{account.homeserverUrl}</div>
       </div>
-      <button class="link" disabled={busy} onClick={() => start()}>Sign out</button>
+      <button class="link" disabled={busy} onClick={() => start()}>{accountTexts.signOut}</button>
       {error !== null && <ErrorText error={error} />}
     </section>
   );
@@ -152,22 +152,22 @@ function Backup({ state, now, onChange }: { state: KnownState; now: number; onCh
     <section class="backup" data-testid="backup">
       {backup && (
         <>
-          <h2>Backup version {backup.version}</h2>
+          <h2>{backupTexts.heading(backup.version)}</h2>
           {upload.phase === 'stopped'
             ? <Alert tone="warning"><span data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</span></Alert>
             : <p role="status" data-testid="upload-phase" data-phase={upload.phase}>{describeUpload(upload, now)}</p>}
-          {upload.notice && <Alert tone="warning">{upload.notice.message} ({formatWhen(upload.notice.at, now)})</Alert>}
+          {upload.notice && <Alert tone="warning">{withWhen(upload.notice.message, formatWhen(upload.notice.at, now))}</Alert>}
           <dl class="facts">
-            <dt>Keys on the server</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : '—')}</dd>
-            <dt>Keys waiting to upload</dt><dd data-testid="pending-count">{upload.pending}</dd>
-            <dt>Keys held here</dt><dd data-testid="stored-count">{upload.stored}</dd>
-            <dt>Last successful upload</dt><dd>{upload.lastSuccessAt ? formatWhen(upload.lastSuccessAt, now) : 'never'}</dd>
+            <dt>{backupTexts.serverCount}</dt><dd data-testid="server-count">{upload.serverCount ?? (server?.state === 'present' ? server.count : backupTexts.unknownCount)}</dd>
+            <dt>{backupTexts.pending}</dt><dd data-testid="pending-count">{upload.pending}</dd>
+            <dt>{backupTexts.stored}</dt><dd data-testid="stored-count">{upload.stored}</dd>
+            <dt>{backupTexts.lastSuccess}</dt><dd>{upload.lastSuccessAt ? formatWhen(upload.lastSuccessAt, now) : backupTexts.never}</dd>
             {upload.lastError && errorStillRelevant(upload) && (
-              <><dt>Last error</dt><dd data-testid="last-error">{upload.lastError.message} ({formatWhen(upload.lastError.at, now)})</dd></>
+              <><dt>{backupTexts.lastError}</dt><dd data-testid="last-error">{withWhen(upload.lastError.message, formatWhen(upload.lastError.at, now))}</dd></>
             )}
           </dl>
           {upload.phase === 'waiting' && <RetryNow onDone={onChange} />}
-          <p><a href="import.html" target="_blank" data-testid="open-import">Import a key file…</a></p>
+          <p><a href="import.html" target="_blank" data-testid="open-import">{backupTexts.importFile}</a></p>
         </>
       )}
       {state.screen === 'no-backup' && <ServerBackup server={server} changed={!!backup} />}
@@ -179,7 +179,7 @@ function RetryNow({ onDone }: { onDone: () => void }) {
   const { busy, error, start } = useAction(async () => { await request({ type: 'upload.retry' }); onDone(); });
   return (
     <>
-      <button class="secondary" disabled={busy} onClick={() => start()}>Retry now</button>
+      <button class="secondary" disabled={busy} onClick={() => start()}>{backupTexts.retryNow}</button>
       {error !== null && <ErrorText error={error} />}
     </>
   );
@@ -187,20 +187,20 @@ function RetryNow({ onDone }: { onDone: () => void }) {
 
 /** Why there is nothing to unlock: no backup on the server, an unsupported one, or not known yet. */
 function ServerBackup({ server, changed }: { server: ServerBackupSummary | undefined; changed: boolean }) {
-  if (!server) return <p class="muted" role="status">Checking the server's backup…</p>;
+  if (!server) return <p class="muted" role="status">{backupTexts.checkingServer}</p>;
   switch (server.state) {
     case 'unreachable':
-      return <ErrorText error={new UiError(server.error.kind, `Could not check the server's backup: ${server.error.message}`)} />;
+      return <ErrorText error={new UiError(server.error.kind, backupTexts.couldNotCheck(server.error.message))} />;
     case 'none':
       return (
         <div>
-          <p>{changed ? 'The account has no backup on the server now.' : 'Your account has no key backup yet.'}</p>
-          <p><a class="button" href="backup.html" target="_blank" data-testid="open-create">Create a backup…</a></p>
+          <p>{changed ? backupTexts.noneNow : backupTexts.noneYet}</p>
+          <p><a class="button" href="backup.html" target="_blank" data-testid="open-create">{backupTexts.create}</a></p>
         </div>
       );
     case 'present':
       if (!server.supported) {
-        return <Alert tone="warning">The account's backup (version {server.version}) uses {server.algorithm}, which this extension does not support.</Alert>;
+        return <Alert tone="warning">{backupTexts.unsupported(server.version, server.algorithm)}</Alert>;
       }
       return null;
   }

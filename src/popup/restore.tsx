@@ -8,7 +8,7 @@ import type { RestoreSummary } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { RestoreFailures, RestoreProgress } from './restore-view.tsx';
 import { restoreActive } from './state.ts';
-import { restoreTexts as t } from './texts.ts';
+import { appTexts, restoreTexts as t } from './texts.ts';
 import { ErrorText, Header, useAction } from './ui.tsx';
 
 const POLL_MS = 1000;
@@ -46,7 +46,7 @@ function RestorePage() {
       <Header subtitle={t.pageTitle} />
       <main>
         {loadError !== null && <ErrorText error={loadError} />}
-        {restore === undefined && loadError === null && <p class="muted">Connecting to the background worker…</p>}
+        {restore === undefined && loadError === null && <p class="muted">{appTexts.connecting}</p>}
         {restore === null && <p role="status" data-testid="no-restore">{t.noRestore}</p>}
         {restore && (
           <>

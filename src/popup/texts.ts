@@ -1,13 +1,171 @@
 /**
- * The words people read on the recovery screens (unlock, restore, earlier keys, export), in one
- * place so they can be translated later. Messages of errors the worker sends come from the worker.
+ * Every word people read in the extension's pages (popup, create backup, import, unlock, restore,
+ * export), in one place so they can be translated: the pages hold no text of their own
+ * (test/unit/ui/strings.test.ts checks). Messages of errors the worker sends come from the worker;
+ * the extension's name and description for the browser and the stores are in
+ * public/_locales/en/messages.json.
  */
-import type { RestoreFailureKind, RestoreSummary, UnlockMethod } from '../shared/messages.ts';
+import type { StopReason } from '../core/upload/state.ts';
+import type { ImportSummary, RestoreFailureKind, RestoreSummary, UnlockMethod, UploadSummary } from '../shared/messages.ts';
 import type { RecoveryInputClass } from './recovery-input.ts';
-import { formatWhen } from './describe.ts';
 
 const plural = (n: number, one: string, many: string) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
 export const keys = (n: number) => plural(n, 'key', 'keys');
+
+/** "in 12 s", "3 min ago", or a clock time for anything far away. */
+export function formatWhen(at: number, now: number): string {
+  const delta = Math.round((at - now) / 1000);
+  const abs = Math.abs(delta);
+  const amount = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : null;
+  if (amount === null) return new Date(at).toLocaleString();
+  // Moments ago is "just now"; a moment ahead (a retry about to happen) is still "in 1 s".
+  if (abs < 2 && delta <= 0) return 'just now';
+  if (abs < 2) return 'in 1 s';
+  return delta > 0 ? `in ${amount}` : `${amount} ago`;
+}
+
+/** A message and when it happened: "the server said no (3 min ago)". */
+export const withWhen = (message: string, when: string) => `${message} (${when})`;
+
+export const appTexts = {
+  name: 'Matrix Key Vault',
+  /** A tab's title: the page, then the extension. */
+  pageTitle: (page: string) => `${page} – Matrix Key Vault`,
+  connecting: 'Connecting to the background worker…',
+  workerRunning: (version: string) => `Background worker running (version ${version}).`,
+  persistentStorage: (granted: boolean) => `Persistent storage: ${granted ? 'granted' : 'not granted'}.`,
+};
+
+export const signInTexts = {
+  heading: 'Connect your Matrix account',
+  homeserver: 'Homeserver',
+  homeserverPlaceholder: 'matrix.org',
+  user: 'Username',
+  userPlaceholder: '@alice:matrix.org or alice',
+  password: 'Password',
+  accessToken: 'Access token',
+  button: 'Sign in',
+  busy: 'Signing in…',
+  tokenNote: 'The token is kept encrypted so backup can run in the background. ',
+  passwordNote: 'Your password signs in a new session named “Matrix Key Vault” and is never stored. ',
+  usePassword: 'Use a password instead',
+  useToken: 'Use an access token instead',
+};
+
+export const accountTexts = {
+  signOut: 'Sign out',
+  serverUnreachable: 'Signed out here, but the homeserver could not be reached: the “Matrix Key Vault” session may still be listed in your other clients; remove it there.',
+};
+
+/** The popup's backup section: the pinned backup and its upload, or why there is none. */
+export const backupTexts = {
+  heading: (version: string) => `Backup version ${version}`,
+  serverCount: 'Keys on the server',
+  pending: 'Keys waiting to upload',
+  stored: 'Keys held here',
+  lastSuccess: 'Last successful upload',
+  never: 'never',
+  unknownCount: '—',
+  lastError: 'Last error',
+  retryNow: 'Retry now',
+  importFile: 'Import a key file…',
+  checkingServer: 'Checking the server\'s backup…',
+  couldNotCheck: (message: string) => `Could not check the server's backup: ${message}`,
+  noneNow: 'The account has no backup on the server now.',
+  noneYet: 'Your account has no key backup yet.',
+  create: 'Create a backup…',
+  unsupported: (version: string, algorithm: string) =>
+    `The account's backup (version ${version}) uses ${algorithm}, which this extension does not support.`,
+};
+
+export function describeStop(reason: StopReason): string {
+  switch (reason.kind) {
+    case 'backup-changed':
+      return reason.currentVersion === null
+        ? `The backup changed on the server: version ${reason.pinnedVersion} is gone and the account has no backup now. ` +
+          'Nothing is uploaded until you create a new backup or enter the recovery key of a new one.'
+        : `The backup changed on the server: version ${reason.pinnedVersion} was replaced by version ${reason.currentVersion}, ` +
+          'which uses a key this extension has not been given. Nothing is uploaded to it until you enter its recovery key.';
+    case 'signed-out':
+      return 'The homeserver no longer accepts this extension\'s sign-in. Sign out and sign in again to resume uploading.';
+  }
+}
+
+export function describeUpload(upload: UploadSummary, now: number): string {
+  switch (upload.phase) {
+    case 'stopped':
+      return upload.stopped ? describeStop(upload.stopped) : 'Uploading is stopped.';
+    case 'uploading':
+      return `Uploading… ${upload.pending} key${upload.pending === 1 ? '' : 's'} to go.`;
+    case 'waiting':
+      return upload.retryAt !== null
+        ? `Upload paused after an error; next try ${formatWhen(upload.retryAt, now)}.`
+        : 'Upload paused after an error.';
+    case 'idle':
+      return upload.pending === 0 ? 'All keys are backed up.' : `${upload.pending} key${upload.pending === 1 ? '' : 's'} waiting to upload.`;
+  }
+}
+
+/** The create-backup page. */
+export const createTexts = {
+  title: 'Create a key backup',
+  checking: 'Checking your account…',
+  signedOut: 'Sign in from the extension popup first.',
+  alreadyUploading: (version: string) => `This extension already uploads to backup version ${version}.`,
+  serverHasBackup: (version: string) => `Your account already has a backup (version ${version}). Enter its recovery key in the popup to use it; ` +
+    'creating another would replace it for every client.',
+  couldNotCheck: (message: string) => `Could not check the server: ${message}`,
+  explain: 'Your account has no key backup. This creates one on your homeserver: every key this extension is given ' +
+    'is encrypted to it and uploaded, and only the recovery key shown next can read it back.',
+  elementHeading: 'What this means next to Element',
+  elementUse: 'Element does not upload to a backup whose key it has not been given. To let Element use this backup too, ' +
+    'enter the recovery key there (Settings → Encryption → recovery).',
+  elementReplaces: 'If you set up recovery in Element later, Element replaces this backup with its own. This extension then ' +
+    'stops uploading and tells you the backup changed; enter the new recovery key here to continue.',
+  generate: 'Generate my recovery key',
+  /** "This is your recovery key. It is shown **once**. Without it …", in three parts around the emphasis. */
+  shownBefore: 'This is your recovery key. It is shown ',
+  shownOnce: 'once',
+  shownAfter: '. Without it the backup cannot be read by anyone, including you. Save it in a password manager or print it.',
+  copy: 'Copy',
+  download: 'Download as a file',
+  fileName: 'matrix-recovery-key.txt',
+  fileContents: (recoveryKey: string) => `Matrix key backup recovery key\n\n${recoveryKey}\n`,
+  saved: 'I have saved my recovery key somewhere safe',
+  button: 'Create the backup',
+  busy: 'Creating…',
+  created: (version: string) => `Backup version ${version} created. New keys are now uploaded to it; you can close this tab.`,
+};
+
+/** The import page. */
+export const importTexts = {
+  title: 'Import a key file',
+  noBackup: 'No backup key is set up yet. Open the extension popup and create a backup or enter the recovery key of your existing backup first.',
+  intro: 'Choose a key file exported from Element (“Export E2E room keys”) and type the passphrase it was exported with. ' +
+    'Each key is encrypted to your backup at once and uploaded in the background.',
+  file: 'Key file',
+  passphrase: 'Passphrase',
+  button: 'Import',
+  busy: 'Importing…',
+  decrypting: 'Decrypting the file…',
+  storing: (done: number, total: number) => `Storing keys: ${done} of ${total}…`,
+  tooLarge: 'This file is too large to be a key export.',
+  wrongPassphrase: 'The passphrase does not match this file (or the file is damaged).',
+  notAKeyFile: 'This is not a Matrix key export file (the “BEGIN MEGOLM SESSION DATA” lines are missing).',
+  unknownVersion: 'This key file uses a format version this extension does not know.',
+  notJson: 'The file decrypted, but its contents are not JSON: it is not a key export.',
+  notAList: 'The file decrypted, but it does not contain a list of keys.',
+  result: (total: number, s: ImportSummary) =>
+    `${total} keys in the file: ${s.stored} added, ${s.unchanged} already held, ${s.rejected.length} rejected.` +
+    (s.stored > 0 ? ' The new keys are uploading in the background; the popup shows progress.' : ''),
+  rejectedHeading: 'Rejected keys',
+  number: '#',
+  room: 'Room',
+  session: 'Session',
+  reason: 'Why',
+  unknown: '?',
+  more: (n: number) => `…and ${n} more.`,
+};
 
 export const unlockTexts = {
   label: 'Recovery key',
@@ -177,4 +335,5 @@ export const exportTexts = {
     `${keys(n)} exported${skipped ? `; ${skipped.toLocaleString('en')} skipped (encrypted to another backup's key, or damaged)` : ''}.`,
   download: 'Download element-keys.txt',
   fileName: 'element-keys.txt',
+  loop: 'The worker returned the same batch twice; the export stopped.',
 };

@@ -1,12 +1,14 @@
 /** Small pieces shared by the popup and the extension pages. */
 import type { ComponentChildren } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { appTexts } from './texts.ts';
 
 export function Header({ subtitle }: { subtitle?: string }) {
+  useEffect(() => { document.title = subtitle ? appTexts.pageTitle(subtitle) : appTexts.name; }, [subtitle]);
   return (
     <header>
       <img src="icons/icon-32.png" alt="" />
-      <h1>Matrix Key Vault</h1>
+      <h1>{appTexts.name}</h1>
       {subtitle && <span class="subtitle">{subtitle}</span>}
     </header>
   );

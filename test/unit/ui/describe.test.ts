@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeStop, describeUpload, errorStillRelevant, formatWhen } from '../../../src/popup/describe.ts';
+import { errorStillRelevant } from '../../../src/popup/describe.ts';
+import { describeStop, describeUpload, formatWhen } from '../../../src/popup/texts.ts';
 import { KeyFileContentError, parseKeyList } from '../../../src/popup/key-list.ts';
 import type { UploadSummary } from '../../../src/shared/messages.ts';
 
