@@ -333,6 +333,8 @@ interface FrameTarget { actor: string; url: string; consoleActor: string }
 
 export interface ExtensionPage {
   url: string;
+  /** The tab's descriptor actor: tells two tabs showing the same page apart. */
+  tab: string;
   /** Evaluates an expression in the page; primitives only (serialise anything else to JSON). */
   evaluate(expression: string): Promise<unknown>;
   /** Awaits an expression in the page and returns its value through JSON; a rejection throws kind `evaluation`. */
@@ -355,18 +357,19 @@ export async function openExtensionPage(rdp: RdpConnection, addon: AddonDescript
   await rdp.request(blank.actor, 'navigateTo', { url });
 
   let target: FrameTarget | undefined;
+  let tabActor = first.actor;
   const deadline = Date.now() + 30_000;
   while (!target) {
     const tab = (await tabs()).find((t) => t.url === url);
     const frame = tab && (await rdp.request(tab.actor, 'getTarget')).frame as FrameTarget | undefined;
-    if (frame?.url === url) target = frame;
+    if (frame?.url === url) { target = frame; tabActor = tab!.actor; }
     else if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `the tab did not show ${url} within 30 s`);
     else await new Promise((r) => setTimeout(r, 200));
   }
-  return pageHandle(rdp, target);
+  return pageHandle(rdp, target, tabActor);
 }
 
-function pageHandle(rdp: RdpConnection, target: FrameTarget): ExtensionPage {
+function pageHandle(rdp: RdpConnection, target: FrameTarget, tab: string): ExtensionPage {
   // One evaluation at a time: results arrive as notifications that only the order ties to a request.
   let queue: Promise<unknown> = Promise.resolve();
   const evaluateRaw = (text: string, awaitResult: boolean, timeoutMs: number): Promise<RdpPacket> => {
@@ -381,10 +384,11 @@ function pageHandle(rdp: RdpConnection, target: FrameTarget): ExtensionPage {
   const evaluate = async (expression: string, timeoutMs = 15_000): Promise<unknown> => {
     const packet = await evaluateRaw(expression, false, timeoutMs);
     if (packet.hasException) throw new FirefoxHarnessError('evaluation', `${expression}: ${String(packet.exceptionMessage)}`);
-    return fromGrip(packet.result);
+    return fromGrip(rdp, packet.result);
   };
   return {
     url: target.url,
+    tab,
     evaluate: (expression) => evaluate(expression),
     async evaluateAsync(expression, timeoutMs = 15_000) {
       // The console awaits a top-level promise when asked (`mapped.await`) but reports a rejection
@@ -392,7 +396,7 @@ function pageHandle(rdp: RdpConnection, target: FrameTarget): ExtensionPage {
       const text = `(async () => { try { return JSON.stringify({ ok: true, value: await (${expression}) }); }
         catch (e) { return JSON.stringify({ ok: false, message: String(e && e.message || e) }); } })()`;
       const packet = await evaluateRaw(text, true, timeoutMs);
-      const raw = fromGrip(packet.result);
+      const raw = await fromGrip(rdp, packet.result);
       if (typeof raw !== 'string') throw new FirefoxHarnessError('evaluation', `${expression}: no result (${String(packet.exceptionMessage ?? 'rejected')})`);
       const outcome = JSON.parse(raw) as { ok: true; value?: unknown } | { ok: false; message: string };
       if (!outcome.ok) throw new FirefoxHarnessError('evaluation', `${expression}: ${outcome.message}`);
@@ -410,11 +414,85 @@ function pageHandle(rdp: RdpConnection, target: FrameTarget): ExtensionPage {
   };
 }
 
-/** RDP sends primitives as they are and everything else as a "grip" object. */
-function fromGrip(grip: unknown): unknown {
+/**
+ * RDP sends primitives as they are and everything else as a "grip" object; a string longer than
+ * the server's limit (10,000 characters) comes as a `longString` grip, read whole from its actor.
+ */
+async function fromGrip(rdp: RdpConnection, grip: unknown): Promise<unknown> {
   if (grip === null || typeof grip !== 'object') return grip;
   const type = (grip as { type?: unknown }).type;
   if (type === 'undefined') return undefined;
   if (type === 'null') return null;
+  if (type === 'longString') {
+    const { actor, length } = grip as { actor: string; length: number };
+    const reply = await rdp.request(actor, 'substring', { start: 0, end: length }, 60_000);
+    return reply.substring;
+  }
   throw new FirefoxHarnessError('evaluation', `the page returned a ${String(type)} grip; return a string (JSON) instead`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// More tabs, and the event page's lifecycle
+
+async function listTabs(rdp: RdpConnection): Promise<TabDescriptor[]> {
+  return (await rdp.request('root', 'listTabs')).tabs as TabDescriptor[];
+}
+
+/** The tab descriptor actors of every open tab. */
+export async function tabActors(rdp: RdpConnection): Promise<Set<string>> {
+  return new Set((await listTabs(rdp)).map((t) => t.actor));
+}
+
+/**
+ * A tab that was not among `before` and shows a page whose URL `matches`: what a link with
+ * `target="_blank"` or `tabs.create` opened. Its page target is fetched once the frame shows that URL
+ * (the tab may start on about:blank and switch processes).
+ */
+export async function waitForNewTab(rdp: RdpConnection, before: ReadonlySet<string>, matches: (url: string) => boolean, timeoutMs = 30_000): Promise<ExtensionPage> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const tab of await listTabs(rdp)) {
+      if (before.has(tab.actor) || !matches(tab.url)) continue;
+      const frame = (await rdp.request(tab.actor, 'getTarget')).frame as FrameTarget | undefined;
+      if (frame && matches(frame.url)) return pageHandle(rdp, frame, tab.actor);
+    }
+    if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `no new tab showed the page within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Opens another of the extension's pages in a new tab (`tabs.create`, asked by `opener`, an extension page). */
+export async function openExtensionTab(rdp: RdpConnection, opener: ExtensionPage, path: string): Promise<ExtensionPage> {
+  const url = new URL(path, opener.url).href;
+  const before = await tabActors(rdp);
+  await opener.evaluateAsync(`browser.tabs.create({ url: ${JSON.stringify(url)} }).then(() => null)`);
+  return waitForNewTab(rdp, before, (u) => u === url);
+}
+
+/** Closes the page's tab (the page removes its own tab) and waits until Firefox no longer lists it. */
+export async function closeTab(rdp: RdpConnection, page: ExtensionPage, timeoutMs = 10_000): Promise<void> {
+  // Later, from a timer: the evaluation's result must leave the page before the page goes.
+  await page.evaluate('setTimeout(() => void browser.tabs.getCurrent().then((t) => browser.tabs.remove(t.id)), 50), null');
+  const deadline = Date.now() + timeoutMs;
+  while ((await tabActors(rdp)).has(page.tab)) {
+    if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `the tab of ${page.url} did not close within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Terminates the add-on's event page, as about:debugging's "Terminate background script" does
+ * (the add-on descriptor actor's `terminateBackgroundScript`, Firefox 105+): Firefox's equivalent of
+ * Chromium stopping an idle service worker. Resolves once `listAddons` reports it STOPPED; the next
+ * event the page listens to (a message, an alarm) starts it again.
+ */
+export async function terminateBackground(rdp: RdpConnection, addonId: string, timeoutMs = 10_000): Promise<void> {
+  const addon = await findAddon(rdp, addonId);
+  if (!addon) throw new FirefoxHarnessError('protocol', `Firefox lists no add-on ${addonId}`);
+  await rdp.request(addon.actor, 'terminateBackgroundScript');
+  const deadline = Date.now() + timeoutMs;
+  while ((await findAddon(rdp, addonId))?.backgroundScriptStatus !== 'STOPPED') {
+    if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `the background of ${addonId} was not STOPPED within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
