@@ -14,7 +14,7 @@ import {
 import { MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
 import { parseKeyBackupData, WireError, type BackupVersionInfo, type KeyBackupData } from '../core/wire.ts';
 import type { UnlockedKey } from '../platform/unlock-store.ts';
-import type { RestoreFailureRow, StoredSession, Vault } from '../platform/vault.ts';
+import type { PresentEntry, RestoreFailureRow, StoredSession, Vault } from '../platform/vault.ts';
 import { AppError } from './errors.ts';
 import { backupEntryChunks, type RawBackupEntry } from '../platform/backup-stream.ts';
 import { toUploadFailure } from './upload-driver.ts';
@@ -22,7 +22,7 @@ import { toUploadFailure } from './upload-driver.ts';
 /** What the restore needs from the homeserver. */
 export interface RestoreServer {
   currentBackup(): Promise<BackupVersionInfo | null>;
-  streamKeys(version: string): Promise<ReadableStream<Uint8Array>>;
+  streamKeys(version: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>;
 }
 
 export interface RestoreDriverDeps {
@@ -45,7 +45,7 @@ export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled
 
 /** A chunk decrypted and checked, waiting for its write. */
 interface Prepared {
-  chunk: { rows: StoredSession[]; present: Array<[string, string]>; failures: RestoreFailureRow[]; rooms: number };
+  chunk: { rows: StoredSession[]; present: PresentEntry[]; failures: RestoreFailureRow[]; rooms: number };
   timings: Partial<RestoreTimings>;
 }
 
@@ -56,6 +56,8 @@ const RESUME_AFTER_MS = 60_000;
 
 export class RestoreDriver {
   private running: Promise<RestoreOutcome> | null = null;
+  /** Aborts the running pass's download (cancel, lock, a new restore). */
+  #interrupt: AbortController | null = null;
 
   constructor(private readonly deps: RestoreDriverDeps) {}
 
@@ -86,13 +88,31 @@ export class RestoreDriver {
     const state = await this.deps.vault.getRestoreState();
     if (!isActive(state)) return state ?? null;
     const next = await this.deps.vault.updateRestore(state.id, (s) => (isActive(s) ? onFinished(s, 'cancelled', this.deps.now()) : null));
+    this.interrupt();
     await this.deps.scheduleWake(null);
     return next;
   }
 
-  /** Runs the active restore until it is done or must wait; concurrent calls join the same run. */
+  /**
+   * Ends the running pass's download now (the vault was locked, or the restore cancelled): the run
+   * stops at once instead of after its next chunk, and nothing it had not written is written.
+   */
+  interrupt(): void {
+    this.#interrupt?.abort();
+  }
+
+  /**
+   * Runs the active restore until it is done or must wait; concurrent calls join the same run. A run
+   * that ends because its restore was cancelled or replaced meanwhile hands over to the restore
+   * that is active now (a Cancel followed by Restore must not leave the new one waiting).
+   */
   run(): Promise<RestoreOutcome> {
-    this.running ??= this.#run().finally(() => { this.running = null; });
+    this.running ??= (async () => {
+      for (;;) {
+        const outcome = await this.#run();
+        if (outcome !== 'cancelled' || !isActive(await this.deps.vault.getRestoreState())) return outcome;
+      }
+    })().finally(() => { this.running = null; });
     return this.running;
   }
 
@@ -106,7 +126,13 @@ export class RestoreDriver {
     }
     const key = await this.deps.unlocked();
     // Locked (a browser restart forgot the key): the restore waits, and unlocking resumes it.
-    if (!key || key.version !== state.version || key.publicKey !== state.publicKey) return 'locked';
+    if (!key) return 'locked';
+    // Unlocked for another backup (the server's changed and the user proved the new one): this one
+    // can never finish; it ends, keeping what it stored.
+    if (key.version !== state.version || key.publicKey !== state.publicKey) {
+      await this.#finish(state, 'failed', { kind: 'backup-changed', message: `The vault is now unlocked for backup version ${key.version}; the restore of version ${state.version} ended. Start a restore of the new version.` });
+      return 'failed';
+    }
     const pin = await vault.getPin();
     if (!pin || pin.publicKey !== state.publicKey) {
       await this.#finish(state, 'failed', { kind: 'backup-changed', message: 'The pinned backup key changed since this restore began.' });
@@ -142,6 +168,7 @@ export class RestoreDriver {
         if (!started) return 'cancelled';
         state = started;
         const passed = await this.#pass(server, decryptor, state, pin.epoch);
+        if (passed === 'locked') return 'locked';
         if (!passed) return 'cancelled';
         state = passed;
         passesWithoutProgress = doneCount(state) > before ? 0 : passesWithoutProgress + 1;
@@ -192,9 +219,11 @@ export class RestoreDriver {
    * transactions in the order they were made, so a lookup made after the write would wait for it),
    * then N's write, then N+1 is decrypted. Their keys differ, so N+1's lookup needs nothing N writes.
    */
-  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | null> {
+  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | 'locked' | null> {
     const { now, vault } = this.deps;
-    const stream = await server.streamKeys(state.version);
+    const interrupt = new AbortController();
+    this.#interrupt = interrupt;
+    const stream = await server.streamKeys(state.version, interrupt.signal);
     const rooms = new Set<string>();
     let lastWake = now();
     let waiting: Prepared | null = null;
@@ -225,6 +254,12 @@ export class RestoreDriver {
           state = written;
         }
         waiting = prepared;
+        // Locked meanwhile: stop with the key (what is decrypted and not written is dropped).
+        const key = await this.deps.unlocked();
+        if (!key || key.publicKey !== state.publicKey) {
+          interrupt.abort();
+          return 'locked';
+        }
         // An extension API call resets the worker's idle timer; the alarm moves with the work.
         await this.deps.keepAlive();
         if (now() - lastWake > RESUME_AFTER_MS / 2) {
@@ -234,8 +269,10 @@ export class RestoreDriver {
         waitedAt = performance.now();
       }
     } catch (e) {
-      // The download broke off: keep the chunk already decrypted, so the next pass need not open it again.
-      if (waiting) await write(waiting);
+      if (interrupt.signal.aborted) return null; // cancelled, locked or replaced: nothing more is written
+      // The download broke off: keep the chunk already decrypted, so the next pass need not open it
+      // again (if that write fails too, the download's error is still the one reported).
+      if (waiting) await write(waiting).catch(() => undefined);
       throw e;
     }
     if (waiting) {
@@ -251,14 +288,19 @@ export class RestoreDriver {
     const { now } = this.deps;
     const decryptStarted = performance.now();
     const failures: RestoreFailureRow[] = [];
-    const present: Array<[string, string]> = [];
+    const present: PresentEntry[] = [];
     const toOpen: Array<{ entry: RawBackupEntry; data: KeyBackupData }> = [];
     const fail = (entry: RawBackupEntry, kind: RestoreFailureKind, reason: string): void => {
-      failures.push({ roomId: entry.roomId.slice(0, 255), sessionId: entry.sessionId.slice(0, 255), restoreId: state.id, kind, reason: reason.slice(0, 500) });
+      // Keyed by the ids as the server sent them, so a resumed pass finds it (only the reason is cut).
+      failures.push({ roomId: entry.roomId, sessionId: entry.sessionId, restoreId: state.id, kind, reason: reason.slice(0, 500) });
     };
     chunk.forEach((entry, i) => {
       const known = lookup[i]!;
       if (known.row?.restoreId === state.id || known.failedBy === state.id) return; // handled before a kill
+      if (entry.misplaced) {
+        fail(entry, 'malformed', `The entry is not where the spec puts entries (rooms.${entry.roomId}.sessions must map session ids to entries).`);
+        return;
+      }
       let data: KeyBackupData;
       try {
         data = parseKeyBackupData(entry.value);
@@ -269,7 +311,7 @@ export class RestoreDriver {
       }
       // Held already, for this key, as good or better: no need to open it.
       if (known.row && known.row.publicKey === state.publicKey && known.row.firstMessageIndex <= data.first_message_index) {
-        present.push([entry.roomId, entry.sessionId]);
+        present.push({ roomId: entry.roomId, sessionId: entry.sessionId, serverFirstMessageIndex: data.first_message_index });
         return;
       }
       // Real sessions are under 1 KB; base64 grows by a third, so this bounds the plaintext.

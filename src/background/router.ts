@@ -89,6 +89,7 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
     case 'vault.lock':
       await services.unlockStore.clear();
       services.sessions.forget();
+      services.restore.interrupt(); // a running restore stops with the key; unlocking resumes it
       return null;
     case 'restore.start': {
       const state = await services.restore.start();

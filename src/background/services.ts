@@ -43,6 +43,8 @@ export const UPLOAD_TIMEOUT_MS = 20_000;
  * chunks amortise the transaction; smaller ones bound memory and lose less work to a kill.
  */
 export const RESTORE_CHUNK_SIZE = 1000;
+/** The wait for the download's first byte: under Chrome's 30 s limit for a worker's fetch. */
+export const RESTORE_HEADERS_TIMEOUT_MS = 25_000;
 /** A download that sends nothing for this long is treated as a stalled connection. */
 export const RESTORE_IDLE_TIMEOUT_MS = 30_000;
 
@@ -95,8 +97,10 @@ export async function backupServerFor(vault: Vault): Promise<BackupServer | null
 export function restoreServer(client: HomeserverClient): RestoreServer {
   return {
     currentBackup: () => client.getLatestBackupVersion({ timeoutMs: 20_000 }),
-    // Synapse builds the whole answer before it sends a byte: allow it the time (reference §1.5).
-    streamKeys: (version) => client.streamBackupKeys(version, { timeoutMs: 120_000 }),
+    // Synapse builds the whole answer before it sends a byte (reference §1.5), but Chrome ends a
+    // worker whose fetch has not answered within 30 s: give up before that, and try again later.
+    // (A backup too large for Synapse to answer in 25 s needs a room-by-room download: issue 8.)
+    streamKeys: (version, signal) => client.streamBackupKeys(version, { timeoutMs: RESTORE_HEADERS_TIMEOUT_MS, ...(signal ? { signal } : {}) }),
   };
 }
 

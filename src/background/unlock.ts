@@ -81,9 +81,10 @@ async function olderBackupVersion(client: HomeserverClient, vault: Vault, curren
     try {
       const info = await client.getBackupVersion(String(v), { timeoutMs: 10_000 });
       if (info.state === 'supported' && publicKeys.some((k) => samePublicKey(k, info.publicKey))) return info.version;
-    } catch (e) {
-      if ((e as { status?: number }).status === 404) continue; // deleted versions are gone for good
-      throw e;
+    } catch {
+      // Deleted (404) or unreachable: this only refines the message about a wrong key, so the
+      // answer is then simply "wrong key", not an error about an older version.
+      continue;
     }
   }
   return null;
@@ -99,7 +100,8 @@ export async function proveRecoveryInput(
   const classified = classifyRecoveryInput(input);
   const target = info.publicKey;
   const scratch: Uint8Array[] = [];
-  const matches = async (key: Uint8Array): Promise<boolean> => backupKeyMatches(key, target);
+  // A key of the wrong length (a legacy backup with private_key_bits other than 256) matches nothing.
+  const matches = async (key: Uint8Array): Promise<boolean> => key.length === 32 && backupKeyMatches(key, target);
   try {
     switch (classified.shape) {
       case 'empty':
@@ -159,6 +161,9 @@ export async function proveRecoveryInput(
               `not to your current backup (version ${info.version}). Enter the recovery key of the current backup.`);
           }
           if ('damaged' in via) throw new AppError('wrong-key', `Your secret storage could not be read with this phrase: ${via.damaged}`);
+          if (via.miss === 'no-secret' && !legacy) {
+            throw new AppError('wrong-key', 'This is your Security Phrase, but your secret storage holds no backup key. Enter the backup\'s recovery key instead.');
+          }
         }
         if (legacy) {
           const authData = info.auth_data;
@@ -191,23 +196,34 @@ export async function proveRecoveryInput(
 export class AttemptLimiter {
   #failures = 0;
   #notBefore = 0;
+  #inFlight = false;
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** Starts an attempt; refused while another runs (parallel attempts would slip past the limit). */
   check(): void {
+    if (this.#inFlight) throw new AppError('rate-limited', 'The previous attempt is still being checked. Wait for its answer.');
     const wait = this.#notBefore - this.now();
     if (wait > 0) {
       throw new AppError('rate-limited', `Too many attempts. Wait ${Math.ceil(wait / 1000)} s before trying again.`);
     }
+    this.#inFlight = true;
+  }
+
+  /** The attempt ended without saying anything about the input (e.g. the server was unreachable). */
+  ended(): void {
+    this.#inFlight = false;
   }
 
   failed(): void {
+    this.#inFlight = false;
     this.#failures++;
     const delay = this.#failures < 3 ? 0 : Math.min(30_000, 1000 * 2 ** (this.#failures - 3));
     this.#notBefore = this.now() + delay;
   }
 
   succeeded(): void {
+    this.#inFlight = false;
     this.#failures = 0;
     this.#notBefore = 0;
   }
@@ -222,16 +238,19 @@ export async function unlockVault(
 ): Promise<UnlockSummary> {
   const { vault, client, userId, store, limiter, now } = deps;
   limiter.check();
-  const info = await client.getLatestBackupVersion();
-  if (!info) throw new AppError('no-server-backup', 'Your account has no backup on the server. Create one from the popup instead.');
-  if (info.state !== 'supported') {
-    throw new AppError('unsupported-algorithm', `The backup on the server (version ${info.version}) uses ${info.algorithm}, which this extension does not support.`);
-  }
   let proved: ProvedKey;
+  let info: SupportedBackupVersion;
   try {
+    const latest = await client.getLatestBackupVersion();
+    if (!latest) throw new AppError('no-server-backup', 'Your account has no backup on the server. Create one from the popup instead.');
+    if (latest.state !== 'supported') {
+      throw new AppError('unsupported-algorithm', `The backup on the server (version ${latest.version}) uses ${latest.algorithm}, which this extension does not support.`);
+    }
+    info = latest;
     proved = await proveRecoveryInput(client, vault, userId, info, input);
   } catch (e) {
     if (e instanceof AppError && INPUT_FAILURES.has(e.kind)) limiter.failed();
+    else limiter.ended();
     throw e;
   }
   limiter.succeeded();

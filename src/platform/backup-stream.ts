@@ -13,6 +13,8 @@ export interface RawBackupEntry {
   sessionId: string;
   /** The entry as the server sent it: checked by the caller (parseKeyBackupData). */
   value: unknown;
+  /** The entry sits where the spec puts none (e.g. `sessions` is a list): a malformed entry. */
+  misplaced?: true;
 }
 
 const ENDPOINT = 'GET /room_keys/keys';
@@ -36,8 +38,14 @@ export async function* backupEntryChunks(
   let shapeError: HomeserverError | null = null;
   parser.onValue = ({ value, key, stack }) => {
     const roomId = stack[2]?.key;
-    if (typeof key !== 'string' || typeof roomId !== 'string' || stack[1]?.key !== 'rooms' || stack[3]?.key !== 'sessions') {
+    if (stack[1]?.key !== 'rooms' || stack[3]?.key !== 'sessions') {
       shapeError ??= malformed('"rooms" must map room ids to objects whose "sessions" map session ids to entries');
+      return;
+    }
+    // One room whose "rooms" or "sessions" is a list instead of a map: its entries are counted as
+    // malformed, and the rest of the backup is restored.
+    if (typeof key !== 'string' || typeof roomId !== 'string') {
+      queue.push({ roomId: String(roomId), sessionId: `#${String(key)}`, value, misplaced: true });
       return;
     }
     queue.push({ roomId, sessionId: key, value });

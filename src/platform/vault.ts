@@ -38,6 +38,13 @@ export interface RestoreFailureRow {
   reason: string;
 }
 
+/** An entry of the server's backup that the vault holds as good or better, found before decrypting. */
+export interface PresentEntry {
+  roomId: string;
+  sessionId: string;
+  serverFirstMessageIndex: number;
+}
+
 /** A key that was pinned before: sessions encrypted to it wait until the user proves it again. */
 export interface EarlierPin {
   publicKey: string;
@@ -100,7 +107,7 @@ const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void> 
     // Public keys are compared as spelled (the pending index is an exact-string range), so one key
     // must have one spelling: unpadded base64, as the spec writes it. Earlier versions pinned the
     // server's spelling, which may carry "=" padding.
-    void normalisePublicKeys(tx);
+    normalisePublicKeys(tx).catch(() => tx.abort()); // half a migration must not commit
   },
 ];
 
@@ -328,9 +335,12 @@ export class Vault {
         outcomes.push('kept');
         return;
       }
-      best.set(key, row);
-      writes.push(store.put(row));
-      changes.push({ before: stored, after: row });
+      // A better copy of a session a restore has handled stays handled by it (a resumed pass must
+      // not count it again).
+      const after = stored?.restoreId && !row.restoreId ? { ...row, restoreId: stored.restoreId } : row;
+      best.set(key, after);
+      writes.push(store.put(after));
+      changes.push({ before: stored, after });
       outcomes.push('stored');
     });
     await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
@@ -468,7 +478,7 @@ export class Vault {
    */
   async commitRestoreChunk(
     id: string,
-    chunk: { rows: readonly StoredSession[]; present: ReadonlyArray<readonly [string, string]>; failures: readonly RestoreFailureRow[]; rooms: number },
+    chunk: { rows: readonly StoredSession[]; present: readonly PresentEntry[]; failures: readonly RestoreFailureRow[]; rooms: number },
     apply: (state: RestoreState, outcome: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => RestoreState,
   ): Promise<RestoreState | null> {
     // Relaxed: a chunk's rows and its counters commit together either way; a power cut may lose the
@@ -476,11 +486,13 @@ export class Vault {
     const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite', { durability: 'relaxed' });
     const sessions = tx.objectStore('sessions');
     const kv = tx.objectStore('kv');
-    const [state, pin, existing, present] = await Promise.all([
+    const failureStore = tx.objectStore('restoreFailures');
+    const [state, pin, existing, present, failedBefore] = await Promise.all([
       kv.get('restore') as Promise<RestoreState | undefined>,
       kv.get('pin') as Promise<BackupPin | undefined>,
       getExisting(sessions, chunk.rows.map((r) => [r.roomId, r.sessionId] as const)),
-      Promise.all(chunk.present.map(([r, s]) => sessions.get([r, s]))),
+      Promise.all(chunk.present.map((p) => sessions.get([p.roomId, p.sessionId]))),
+      getExisting(failureStore, chunk.failures.map((f) => [f.roomId, f.sessionId] as const)),
     ]);
     if (!state || state.id !== id || state.phase !== 'running' || !pin || pin.publicKey !== state.publicKey) {
       await tx.done;
@@ -490,17 +502,20 @@ export class Vault {
     const changes: Array<{ before: StoredSession | undefined; after: StoredSession }> = [];
     let restored = 0;
     let alreadyPresent = 0;
-    const mark = (row: StoredSession): void => {
-      // Handled by this restore: a resumed pass skips it without decrypting it again.
-      const after = { ...row, restoreId: id };
+    const mark = (row: StoredSession, uploaded: boolean): void => {
+      // Handled by this restore: a resumed pass skips it without decrypting it again. An equal copy
+      // is the one the server has: nothing to upload.
+      const after = { ...row, restoreId: id, ...(uploaded ? { uploadedEpoch: Math.max(row.uploadedEpoch, pin.epoch) } : {}) };
       writes.push(sessions.put(after));
       changes.push({ before: row, after });
     };
     chunk.rows.forEach((row, i) => {
       const stored = existing[i];
+      // Handled already by this restore (a killed worker's last write landing late): count it once.
+      if (stored?.restoreId === id) return;
       if (stored && !isBetterCopy(row, stored)) {
         alreadyPresent++;
-        mark(stored);
+        mark(stored, stored.publicKey === pin.publicKey && stored.firstMessageIndex === row.firstMessageIndex);
         return;
       }
       restored++;
@@ -508,15 +523,16 @@ export class Vault {
       writes.push(sessions.put(after));
       changes.push({ before: stored, after });
     });
-    for (const row of present) {
-      // Gone since the lookup (nothing deletes rows today): nothing to mark, nothing to count.
-      if (!row) continue;
+    chunk.present.forEach((entry, i) => {
+      const row = present[i];
+      // Gone since the lookup, or handled already by this restore: nothing to mark, nothing to count.
+      if (!row || row.restoreId === id) return;
       alreadyPresent++;
-      mark(row);
-    }
-    const failureStore = tx.objectStore('restoreFailures');
-    for (const failure of chunk.failures) writes.push(failureStore.put(failure));
-    const next = apply(state, { restored, alreadyPresent, failures: chunk.failures.map((f) => f.kind), rooms: chunk.rooms });
+      mark(row, row.publicKey === pin.publicKey && row.firstMessageIndex === entry.serverFirstMessageIndex);
+    });
+    const failures = chunk.failures.filter((f, i) => failedBefore[i]?.restoreId !== id);
+    for (const failure of failures) writes.push(failureStore.put(failure));
+    const next = apply(state, { restored, alreadyPresent, failures: failures.map((f) => f.kind), rooms: chunk.rooms });
     writes.push(kv.put(next, 'restore'), countChanges(kv, changes));
     await Promise.all([...writes, tx.done]);
     return next;

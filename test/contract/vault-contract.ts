@@ -86,13 +86,18 @@ export const vaultContract: ContractCase[] = [
       await v.startRestore(restoreState('R1'));
       const apply = (s: RestoreState, o: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => applyChunk(s, o, 1);
       const written = await v.commitRestoreChunk('R1', {
-        rows: [{ ...row('!r:x', 'new', 0), uploadedEpoch: 1 }], present: [['!r:x', 'held']],
+        rows: [{ ...row('!r:x', 'new', 0), uploadedEpoch: 1 }], present: [{ roomId: '!r:x', sessionId: 'held', serverFirstMessageIndex: 0 }],
         failures: [{ roomId: '!r:x', sessionId: 'bad', restoreId: 'R1', kind: 'mac', reason: 'MAC' }], rooms: 1,
       }, apply);
       equal([written?.restored, written?.alreadyPresent, written?.failed, written?.failuresByKind.mac], [1, 1, 1, 1], 'counts');
       const lookup = await v.restoreLookup([['!r:x', 'new'], ['!r:x', 'held'], ['!r:x', 'bad'], ['!r:x', 'none']]);
       equal(lookup.map((l) => l.row?.restoreId ?? l.failedBy ?? null), ['R1', 'R1', 'R1', null], 'handled entries are marked');
-      equal(await v.countPending(KEY_A, 1), 1, 'restored rows are not pending, the earlier one still is');
+      equal(await v.countPending(KEY_A, 1), 0, 'restored rows are not pending, nor is a held copy equal to the server\'s');
+      const again = await v.commitRestoreChunk('R1', {
+        rows: [{ ...row('!r:x', 'new', 0), uploadedEpoch: 1 }], present: [{ roomId: '!r:x', sessionId: 'held', serverFirstMessageIndex: 0 }],
+        failures: [{ roomId: '!r:x', sessionId: 'bad', restoreId: 'R1', kind: 'mac', reason: 'MAC' }], rooms: 1,
+      }, apply);
+      equal([again?.restored, again?.alreadyPresent, again?.failed], [1, 1, 1], 'the same chunk written twice (a killed worker\'s late write) counts once');
       await v.updateRestore('R1', (s) => ({ ...s, phase: 'cancelled' }));
       equal(await v.commitRestoreChunk('R1', { rows: [row('!r:x', 'late', 0)], present: [], failures: [], rooms: 1 }, apply), null, 'nothing after cancel');
       equal(await v.countSessions(), 2, 'the late row was not stored');

@@ -179,6 +179,10 @@ describe('unlock', () => {
     t += 1000;
     await expect(attempt()).rejects.toMatchObject({ kind: 'wrong-key' });
     await expect(attempt()).rejects.toMatchObject({ kind: 'rate-limited', message: expect.stringMatching(/Wait 2 s/) });
+    t += 60_000;
+    // Two attempts at once: the second is refused rather than slipping past the limit.
+    const both = await Promise.allSettled([attempt(), attempt()]);
+    expect(both.map((r) => (r.status === 'rejected' ? (r.reason as { kind: string }).kind : 'ok')).sort()).toEqual(['rate-limited', 'wrong-key']);
   });
 });
 

@@ -4,7 +4,7 @@
  * here, and writes the new state back in the same transaction as the chunk's rows, so a worker
  * killed at any point resumes with counters that match what is stored.
  */
-import { backoffDelay } from '../upload/state.ts';
+import { backoff, backoffDelay } from '../upload/state.ts';
 
 /** Why one backup entry could not be restored (mirrors the wire kinds in src/shared). */
 export type RestoreFailureKind =
@@ -148,7 +148,8 @@ export function onFinished(state: RestoreState, phase: 'done' | 'cancelled' | 'f
 /** A server error or a dropped connection: pause, and resume at the backoff time (or the server's). */
 export function onPassFailed(state: RestoreState, error: { kind: string; message: string; retryAfterMs?: number }, now: number, random: () => number): RestoreState {
   const attempt = state.attempt + 1;
-  const wait = error.retryAfterMs ?? backoffDelay(attempt - 1, random);
+  // The server's wait, within sense: not a hot loop, and not parked for longer than our own cap.
+  const wait = error.retryAfterMs !== undefined ? Math.min(backoff.capMs, Math.max(backoff.baseMs, error.retryAfterMs)) : backoffDelay(attempt - 1, random);
   return {
     ...pauseClock(state, now),
     phase: 'waiting',

@@ -211,20 +211,66 @@ describe('the upload and restore drivers, against a homeserver in memory', () =>
     expect(await vault.countSessions()).toBe(stored);
   });
 
-  it('a body that is not a backup is a typed, retried failure, never a crashed worker', async () => {
+  it('a body that is not a backup is a typed, retried failure; a room of the wrong shape is counted as malformed entries', async () => {
     const server = new MemoryHomeserver('4', publicKey);
     await uploadAll(server);
     const { vault, store } = await restoringVault(server);
-    const broken: RestoreServer = {
-      currentBackup: async () => server.info(),
-      streamKeys: async () => new Response('{"rooms": {"!r:x": {"sessions": [1, 2]}}}').body!,
-    };
-    const driver = new RestoreDriver({
-      vault, server: async () => broken, unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
-      now: Date.now, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+    const driverWith = (body: string) => new RestoreDriver({
+      vault, server: async () => ({ currentBackup: async () => server.info(), streamKeys: async () => new Response(body).body! }),
+      unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
+      now: () => Date.now() + 3_600_000 * driverCount++, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
     });
-    await driver.start();
-    expect(await driver.run()).toBe('waiting');
-    expect((await vault.getRestoreState())?.lastError).toMatchObject({ kind: 'homeserver', message: expect.stringMatching(/does not match the spec/) });
+    let driverCount = 0;
+    const notJson = driverWith('<html>502 Bad Gateway</html>');
+    await notJson.start();
+    expect(await notJson.run()).toBe('waiting');
+    expect((await vault.getRestoreState())?.lastError).toMatchObject({ kind: 'homeserver', message: expect.stringMatching(/does not match the spec: the body is not JSON/) });
+    await notJson.cancel();
+
+    const listRoom = driverWith('{"rooms": {"!r:x": {"sessions": [1, 2]}}}');
+    await listRoom.start();
+    expect(await listRoom.run()).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', failed: 2, failuresByKind: { malformed: 2 }, lastError: { kind: 'incomplete' } });
+  });
+
+  it('Cancel then Restore hands the run over to the new restore; Lock stops a running one, unlocking resumes it; a key for another version ends it', async () => {
+    const server = new MemoryHomeserver('5', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    let chunks = 0;
+    let onChunk: (n: number) => Promise<void> = async () => {};
+    const driver = restoreDriver(vault, store, server, clock(), () => onChunk(++chunks));
+
+    onChunk = async (n) => {
+      if (n !== 2) return;
+      await driver.cancel();
+      await driver.start(); // the user pressed Cancel, then Restore, while the first one ran
+    };
+    const first = await driver.start();
+    expect(await driver.run()).toBe('done');
+    const second = (await vault.getRestoreState())!;
+    expect(second.id).not.toBe(first.id);
+    expect(second).toMatchObject({ phase: 'done', failed: 0 });
+    expect(second.restored + second.alreadyPresent).toBe(SESSIONS);
+
+    const { vault: v2, store: s2 } = await restoringVault(server);
+    const key = (await s2.get())!;
+    chunks = 0;
+    const locking = restoreDriver(v2, s2, server, clock(), () => onChunk(++chunks));
+    onChunk = async (n) => { if (n === 2) await s2.clear(); };
+    await locking.start();
+    expect(await locking.run()).toBe('locked');
+    const partial = (await v2.getRestoreState())!;
+    expect(partial.phase).toBe('running');
+    expect(partial.restored).toBeLessThan(SESSIONS);
+    onChunk = async () => {};
+    await s2.set(key);
+    expect(await locking.run()).toBe('done');
+    expect(await v2.getRestoreState()).toMatchObject({ restored: SESSIONS, alreadyPresent: 0, failed: 0 });
+
+    await locking.start();
+    await s2.set({ ...key, version: '6' });
+    expect(await locking.run()).toBe('failed');
+    expect((await v2.getRestoreState())?.lastError).toMatchObject({ kind: 'backup-changed' });
   });
 });
