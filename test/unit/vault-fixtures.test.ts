@@ -1,0 +1,87 @@
+/**
+ * Vaults left by earlier releases, opened by this one: every migration runs against real old data.
+ * - schema 1 (release of the backup issue), written out by hand from its migration: public keys
+ *   spelled with "=" padding, which migration 2 normalises;
+ * - schema 2 (this release), made by its own code (test/fixtures/make-vault-fixture.ts).
+ * A later schema adds its fixture here, made by the release that introduces it.
+ */
+import 'fake-indexeddb/auto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createBackupDecryptor, decodeBase64 } from '../../src/core/index.ts';
+import { Vault } from '../../src/platform/vault.ts';
+import { loadDatabase, type DatabaseDump } from '../harness/vault-dump.ts';
+
+const KEY = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo';
+let n = 0;
+
+function v1Row(sessionId: string, uploadedEpoch: number) {
+  return {
+    roomId: '!room:example.org', sessionId, firstMessageIndex: 0, forwardedCount: 1, senderKey: 'sender',
+    publicKey: `${KEY}=`, sessionData: { ephemeral: 'e', ciphertext: 'c', mac: 'm' }, uploadedEpoch, revision: sessionId, storedAt: 0,
+  };
+}
+
+const schema1: DatabaseDump = {
+  version: 1,
+  stores: {
+    sessions: {
+      keyPath: ['roomId', 'sessionId'],
+      indexes: [{ name: 'pending', keyPath: ['publicKey', 'uploadedEpoch'], unique: false, multiEntry: false }],
+      records: [{ value: v1Row('waiting', 0) }, { value: v1Row('uploaded', 1) }],
+    },
+    kv: {
+      keyPath: null,
+      indexes: [],
+      records: [
+        { key: 'pin', value: { userId: '@old:example.org', version: '1', publicKey: `${KEY}=`, epoch: 1, source: 'proved', pinnedAt: 0 } },
+        { key: 'upload', value: { attempt: 0, retryAt: null, stopped: null, lastSuccessAt: 5, lastError: null, serverCount: 1, serverEtag: '1', notice: null, batchLimit: null } },
+      ],
+    },
+  },
+};
+
+describe('vaults of earlier releases', () => {
+  it('schema 1: migration 2 gives the padded key its one spelling, so its pending session still uploads', async () => {
+    const name = `fixture-v1-${n++}`;
+    await loadDatabase(name, schema1);
+    const vault = await Vault.open(name);
+    expect(await vault.getPin()).toMatchObject({ publicKey: KEY, epoch: 1 });
+    expect(await vault.countSessions()).toBe(2);
+    expect(await vault.countPending(KEY, 1)).toBe(1);
+    expect((await vault.pendingBatch(KEY, 1, 10)).map((r) => [r.sessionId, r.publicKey])).toEqual([['waiting', KEY]]);
+    expect((await vault.getUploadState()).lastSuccessAt).toBe(5);
+    expect(await vault.getRestoreState()).toBeUndefined();
+    vault.close();
+  });
+
+  it('schema 2: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async () => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/vault-v2.json'), 'utf8')) as {
+      keys: { current: string; earlier: string };
+      expect: { sessions: number; pendingForCurrent: number; forEarlier: number; restoreFailures: number };
+      dump: DatabaseDump;
+    };
+    expect(fixture.dump.version).toBe(2);
+    const name = `fixture-v2-${n++}`;
+    await loadDatabase(name, fixture.dump);
+    const vault = await Vault.open(name);
+    const pin = (await vault.getPin())!;
+    expect(pin).toMatchObject({ version: '2', epoch: 2 });
+    expect(await vault.countSessions()).toBe(fixture.expect.sessions);
+    expect(await vault.countPending(pin.publicKey, pin.epoch)).toBe(fixture.expect.pendingForCurrent);
+    const [earlier] = await vault.getEarlierPins();
+    expect(await vault.countForKey(earlier!.publicKey)).toBe(fixture.expect.forEarlier);
+    expect(await vault.getRestoreState()).toMatchObject({ id: 'fixture-restore', phase: 'done', failed: 1 });
+    expect(await vault.restoreFailures(10)).toHaveLength(fixture.expect.restoreFailures);
+
+    const current = await createBackupDecryptor(decodeBase64(fixture.keys.current));
+    const old = await createBackupDecryptor(decodeBase64(fixture.keys.earlier));
+    for (const row of await vault.sessionsAfter(null, 100)) {
+      const decryptor = row.publicKey === pin.publicKey ? current : old;
+      const plain = await decryptor.decrypt(row.sessionData);
+      expect(plain.algorithm).toBe('m.megolm.v1.aes-sha2');
+    }
+    vault.close();
+  });
+});
