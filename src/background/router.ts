@@ -117,6 +117,12 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       if (moved.moved > 0) services.kickUpload();
       return moved;
     }
+    case 'vault.eraseAccount': {
+      const userId = requireString(request, 'userId', 512);
+      const account = await vault.getAccount();
+      if (account?.userId === userId) throw new AppError('bad-request', 'These are the keys of the account signed in now; sign out first to erase them.');
+      return { erased: await vault.eraseKeysOf(userId) };
+    }
     case 'upload.retry': {
       const state = await vault.getUploadState();
       if (state.stopped) throw new AppError('bad-request', 'Uploading is stopped until the problem shown in the popup is resolved.');

@@ -2,7 +2,7 @@
 import { restoreRate, type RestoreState } from '../core/restore/state.ts';
 import type { UnlockStore } from '../platform/unlock-store.ts';
 import type { Vault } from '../platform/vault.ts';
-import type { EarlierKeySummary, RestoreSummary, UploadSummary, VaultStatus, WorkerStatus } from '../shared/messages.ts';
+import type { EarlierKeySummary, OtherAccountSummary, RestoreSummary, UploadSummary, VaultStatus, WorkerStatus } from '../shared/messages.ts';
 import { clientFor, summarize } from './account.ts';
 import { inspectServerBackup, pinSummary } from './backup.ts';
 import { summarizeUnlock } from './unlock.ts';
@@ -38,15 +38,21 @@ export function restoreSummary(state: RestoreState, unlockedFor: { version: stri
   };
 }
 
-/** Sessions waiting for an earlier pinned key: counted only when the popup opens (refresh). */
-async function earlierKeys(vault: Vault, currentKey: string | undefined): Promise<EarlierKeySummary[]> {
-  const out: EarlierKeySummary[] = [];
-  for (const earlier of await vault.getEarlierPins()) {
-    if (earlier.publicKey === currentKey) continue;
-    const count = await vault.countForKey(earlier.publicKey);
-    if (count > 0) out.push({ publicKey: earlier.publicKey, version: earlier.version, count });
+/**
+ * Sessions waiting for an earlier pinned key of this account, and those another account left here:
+ * counted only when the popup opens (refresh).
+ */
+async function earlierKeys(vault: Vault, userId: string, currentKey: string | undefined): Promise<{ earlier: EarlierKeySummary[]; otherAccounts: OtherAccountSummary[] }> {
+  const earlier: EarlierKeySummary[] = [];
+  const others = new Map<string, number>();
+  for (const pin of await vault.getEarlierPins()) {
+    if (pin.publicKey === currentKey) continue;
+    const count = await vault.countForKey(pin.publicKey);
+    if (count === 0) continue;
+    if (pin.userId === userId) earlier.push({ publicKey: pin.publicKey, version: pin.version, count });
+    else others.set(pin.userId, (others.get(pin.userId) ?? 0) + count);
   }
-  return out;
+  return { earlier, otherAccounts: [...others].map(([id, count]) => ({ userId: id, count })) };
 }
 
 export async function vaultStatus(vault: Vault, unlockStore: UnlockStore, worker: WorkerStatus, uploading: boolean, refresh: boolean): Promise<VaultStatus> {
@@ -60,7 +66,7 @@ export async function vaultStatus(vault: Vault, unlockStore: UnlockStore, worker
     upload,
     unlocked: unlocked && account && unlocked.userId === account.userId ? summarizeUnlock(unlocked) : null,
     restore: restore && account && restore.userId === account.userId ? restoreSummary(restore, unlocked, Date.now()) : null,
-    ...(refresh ? { earlier: await earlierKeys(vault, pin?.publicKey) } : {}),
+    ...(refresh && account ? await earlierKeys(vault, account.userId, pin?.publicKey) : {}),
   };
   if (refresh && account) {
     const client = await clientFor(vault);

@@ -222,10 +222,19 @@ export class Vault {
    */
   async connectAccount(account: StoredAccount): Promise<void> {
     const tx = this.db.transaction('kv', 'readwrite');
-    const [pin, upload] = await Promise.all([tx.store.get('pin') as Promise<BackupPin | undefined>, tx.store.get('upload') as Promise<UploadState | undefined>]);
+    const [pin, upload, earlier] = await Promise.all([
+      tx.store.get('pin') as Promise<BackupPin | undefined>,
+      tx.store.get('upload') as Promise<UploadState | undefined>,
+      tx.store.get('earlierPins') as Promise<EarlierPin[] | undefined>,
+    ]);
     const writes: Array<Promise<unknown>> = [tx.store.put(account, 'account')];
     if (pin && pin.userId !== account.userId) {
-      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'), tx.store.delete('restore'), forgetPendingCount(tx.store));
+      // The other account's sessions stay (encrypted to its key, never uploaded to or served for
+      // this one) until the user erases them; remembering its pin says whose they are.
+      const list = (earlier ?? []).filter((e) => e.publicKey !== pin.publicKey);
+      list.unshift({ publicKey: pin.publicKey, version: pin.version, userId: pin.userId, unpinnedAt: account.connectedAt });
+      writes.push(tx.store.delete('pin'), tx.store.put(initialUploadState, 'upload'), tx.store.delete('restore'), forgetPendingCount(tx.store),
+        tx.store.put(list.slice(0, 20), 'earlierPins'));
     } else if (upload) {
       writes.push(tx.store.put(onSignedIn({ ...initialUploadState, ...upload }), 'upload'));
     }
@@ -375,6 +384,32 @@ export class Vault {
     const [n, current] = await Promise.all([count(tx.objectStore('sessions')), kv.get('counters') as Promise<Counters | undefined>]);
     await Promise.all([kv.put(keep(current ?? { total: null, pending: null }, n), 'counters'), tx.done]);
     return n;
+  }
+
+  /**
+   * Erases the sessions of another account (every key it pinned here), and forgets its pins.
+   * Refused for the signed-in account's own keys. Returns how many sessions were erased.
+   */
+  async eraseKeysOf(userId: string, batch = 1000): Promise<number> {
+    const [account, pin, earlier] = await Promise.all([this.getAccount(), this.getPin(), this.getEarlierPins()]);
+    if (account?.userId === userId) throw new RangeError('refusing to erase the signed-in account\'s keys');
+    const keys = earlier.filter((e) => e.userId === userId && e.publicKey !== pin?.publicKey).map((e) => e.publicKey);
+    let erased = 0;
+    for (const publicKey of keys) {
+      for (;;) {
+        const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
+        const sessions = tx.objectStore('sessions');
+        const rows = await sessions.index('pending').getAll(IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]), batch);
+        await Promise.all([...rows.map((r) => sessions.delete([r.roomId, r.sessionId])),
+          countChanges(tx.objectStore('kv'), rows.map((r) => ({ before: r, after: undefined }))), tx.done]);
+        erased += rows.length;
+        if (rows.length < batch) break;
+      }
+    }
+    const tx = this.db.transaction('kv', 'readwrite');
+    const current = ((await tx.store.get('earlierPins')) as EarlierPin[] | undefined) ?? [];
+    await Promise.all([tx.store.put(current.filter((e) => e.userId !== userId), 'earlierPins'), tx.done]);
+    return erased;
   }
 
   /** Sessions encrypted to `publicKey` (an earlier pin's), whatever their upload state. */

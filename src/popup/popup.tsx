@@ -6,13 +6,13 @@
  */
 import { render } from 'preact';
 import { useCallback, useEffect, useReducer, useState } from 'preact/hooks';
-import type { EarlierKeySummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus } from '../shared/messages.ts';
+import type { EarlierKeySummary, OtherAccountSummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
 import { errorStillRelevant } from './describe.ts';
 import { RestoreFailures, RestoreProgress } from './restore-view.tsx';
 import { failureOf, initialState, known, reduce, type PopupAction, type PopupEvent, type PopupState } from './state.ts';
 import {
-  accountTexts, appTexts, backupTexts, describeUpload, earlierTexts, formatWhen, restoreTexts, signInTexts, unlockedTexts, unlockTexts, withWhen,
+  accountTexts, appTexts, backupTexts, describeUpload, earlierTexts, otherAccountTexts, formatWhen, restoreTexts, signInTexts, unlockedTexts, unlockTexts, withWhen,
 } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
 import { UnlockForm } from './unlock-form.tsx';
@@ -76,6 +76,7 @@ function Popup() {
             <Backup state={state} now={now} onChange={() => refresh(true)} />
             <Recovery state={state} now={now} act={act} />
             {k.earlier.length > 0 && <EarlierKeys list={k.earlier} onDone={() => refresh(true)} />}
+            {k.otherAccounts.map((o) => <OtherAccount key={o.userId} other={o} onDone={() => refresh(true)} />)}
           </>
         )}
         {k && (
@@ -328,6 +329,34 @@ function EarlierKey({ earlier, onDone }: { earlier: EarlierKeySummary; onDone: (
         </Alert>
       )}
     </form>
+  );
+}
+
+/** Keys another account left here: kept, or erased after the user confirms. */
+function OtherAccount({ other, onDone }: { other: OtherAccountSummary; onDone: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const [erased, setErased] = useState<number | null>(null);
+  const { busy, error, start } = useAction(async () => {
+    setErased((await request({ type: 'vault.eraseAccount', userId: other.userId })).erased);
+    setConfirming(false);
+    onDone();
+  });
+  return (
+    <section class="earlier" data-testid="other-account" data-user={other.userId} data-count={other.count}>
+      <h2>{otherAccountTexts.heading}</h2>
+      <p role="status">{otherAccountTexts.held(other.userId, other.count)}</p>
+      <p class="muted small">{otherAccountTexts.explain}</p>
+      {!confirming && <button type="button" class="secondary" onClick={() => setConfirming(true)}>{otherAccountTexts.erase}</button>}
+      {confirming && (
+        <div role="alertdialog" aria-label={otherAccountTexts.heading} data-testid="erase-confirm">
+          <p>{otherAccountTexts.confirm(other.userId, other.count)}</p>
+          <button type="button" disabled={busy} onClick={() => start()}>{otherAccountTexts.confirmButton}</button>{' '}
+          <button type="button" class="secondary" onClick={() => setConfirming(false)}>{otherAccountTexts.keep}</button>
+        </div>
+      )}
+      {error !== null && <ErrorText error={error} />}
+      {erased !== null && <Alert tone="ok"><span data-testid="erased" data-erased={erased}>{otherAccountTexts.erased(erased)}</span></Alert>}
+    </section>
   );
 }
 

@@ -8,7 +8,7 @@
  * derived from it, so a status from the worker and a local event can never disagree for long.
  */
 import type {
-  EarlierKeySummary, RestoreSummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus,
+  EarlierKeySummary, OtherAccountSummary, RestoreSummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus,
 } from '../shared/messages.ts';
 
 /** The actions whose progress and errors the popup shows next to their controls. */
@@ -20,6 +20,8 @@ export interface Known {
   server: ServerBackupSummary | undefined;
   /** Sessions waiting for an earlier backup's key, from the last status that asked the server. */
   earlier: EarlierKeySummary[];
+  /** Sessions another account left here, from the last status that asked the server. */
+  otherAccounts: OtherAccountSummary[];
   /** The last status request failed (the worker did not answer): shown above the last known state. */
   loadError: unknown;
   /** The action under way. */
@@ -77,7 +79,7 @@ export function known(state: PopupState): Known | null {
 /** The screen a status calls for. */
 export function derive(k: Known): PopupState {
   const base: Known = {
-    status: k.status, server: k.server, earlier: k.earlier, loadError: k.loadError, busy: k.busy,
+    status: k.status, server: k.server, earlier: k.earlier, otherAccounts: k.otherAccounts, loadError: k.loadError, busy: k.busy,
     failure: k.failure, freshAfter: k.freshAfter, signOutNote: k.signOutNote,
   };
   const { status, server } = base;
@@ -111,7 +113,7 @@ export function derive(k: Known): PopupState {
 
 function fresh(status: VaultStatus): Known {
   return {
-    status, server: status.server, earlier: status.earlier ?? [], loadError: null, busy: null, failure: null, freshAfter: 0, signOutNote: null,
+    status, server: status.server, earlier: status.earlier ?? [], otherAccounts: status.otherAccounts ?? [], loadError: null, busy: null, failure: null, freshAfter: 0, signOutNote: null,
   };
 }
 
@@ -126,7 +128,7 @@ export function reduce(state: PopupState, event: PopupEvent): PopupState {
       if (!k) return derive(fresh(event.status));
       if (event.sentAt < k.freshAfter) return state;
       return derive({
-        ...k, status: event.status, server: event.status.server ?? k.server, earlier: event.status.earlier ?? k.earlier, loadError: null,
+        ...k, status: event.status, server: event.status.server ?? k.server, earlier: event.status.earlier ?? k.earlier, otherAccounts: event.status.otherAccounts ?? k.otherAccounts, loadError: null,
       });
     }
     case 'status-error':
@@ -152,7 +154,7 @@ export function reduce(state: PopupState, event: PopupEvent): PopupState {
       return derive({ ...k, signOutNote: null, failure: null, freshAfter: event.at });
     case 'signed-out':
       return patch(k, { account: null, unlocked: null, restore: null }, {
-        busy: null, failure: null, freshAfter: event.at, server: undefined, earlier: [],
+        busy: null, failure: null, freshAfter: event.at, server: undefined, earlier: [], otherAccounts: [],
         signOutNote: event.outcome === 'server-unreachable' ? event.outcome : null,
       });
   }

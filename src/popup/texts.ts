@@ -315,6 +315,17 @@ export const earlierTexts = {
   moved: (moved: number, failed: number) => `Moved ${keys(moved)} to the current backup${failed ? `; ${failed.toLocaleString('en')} could not be moved` : ''}.`,
 };
 
+export const otherAccountTexts = {
+  heading: 'Keys of another account',
+  held: (userId: string, count: number) => `${keys(count)} of ${userId} ${count === 1 ? 'is' : 'are'} kept in this browser.`,
+  explain: 'They are never uploaded to this account\'s backup nor given to its web clients. Keep them for when that account signs in here again, or erase them.',
+  erase: 'Erase…',
+  confirm: (userId: string, count: number) => `Erase ${keys(count)} of ${userId} from this browser? This cannot be undone; keys that are in that account's server backup stay there.`,
+  confirmButton: 'Erase them',
+  keep: 'Keep',
+  erased: (count: number) => `Erased ${keys(count)}.`,
+};
+
 export const exportTexts = {
   title: 'Export keys to a file',
   intro: 'This writes every key the vault holds into a file in Element\'s key export format, encrypted with a passphrase you choose. ' +

@@ -114,6 +114,12 @@ export interface RestoreSummary {
   timings?: { download: number; lookup: number; decrypt: number; store: number };
 }
 
+/** Sessions another account left here: never uploaded to or served for the signed-in one. */
+export interface OtherAccountSummary {
+  userId: string;
+  count: number;
+}
+
 /** Sessions in the vault encrypted to a key that is no longer pinned: they wait for that key. */
 export interface EarlierKeySummary {
   publicKey: string;
@@ -130,6 +136,8 @@ export interface VaultStatus {
   restore: RestoreSummary | null;
   /** Present when the request asked to refresh (it costs a count per earlier key). */
   earlier?: EarlierKeySummary[];
+  /** Keys another account left in this browser (present when the request asked to refresh). */
+  otherAccounts?: OtherAccountSummary[];
   /** A background run could not write to the browser's storage (e.g. the disk is full). */
   storage?: { kind: string; message: string; at: number };
   /** Present when the request asked to refresh from the server. */
@@ -184,6 +192,8 @@ export interface RequestMap {
   'vault.exportBatch': { request: { after?: [string, string] | null; limit?: number }; response: ExportBatch };
   /** Prove an earlier backup's key and move its waiting sessions to the current backup. */
   'earlier.unlock': { request: { input: string; publicKey: string }; response: { moved: number; failed: number } };
+  /** Erase the sessions another account left in this browser (after the user confirmed). */
+  'vault.eraseAccount': { request: { userId: string }; response: { erased: number } };
 }
 
 export interface ExportBatch {
@@ -206,6 +216,7 @@ const requestTypes: ReadonlySet<string> = new Set<RequestType>([
   'status.get', 'account.login', 'account.useToken', 'account.signOut',
   'backup.create', 'backup.join', 'sessions.import', 'upload.retry',
   'vault.unlock', 'vault.lock', 'restore.start', 'restore.cancel', 'restore.failures', 'vault.exportBatch', 'earlier.unlock',
+  'vault.eraseAccount',
 ]);
 
 /** Narrowing guard for anything that arrives over runtime messaging; fields are checked by handlers. */
