@@ -50,7 +50,8 @@ interface Firefox {
 }
 
 async function launchFirefox(): Promise<Firefox> {
-  const run = await startFirefox({ maxRunMs: 8 * 60_000 });
+  // The extension's console goes to Firefox's stdout too, where extensionErrors() looks.
+  const run = await startFirefox({ maxRunMs: 8 * 60_000, prefs: { 'devtools.console.stdout.content': true } });
   try {
     const rdp = await run.connect();
     const addon = await findAddon(rdp, addonId());
@@ -67,6 +68,15 @@ async function closeFirefox(fx: Firefox | undefined): Promise<void> {
   if (!fx) return;
   fx.rdp.close();
   await fx.run.stop();
+}
+
+/**
+ * What the extension logged as an error: an uncaught exception or unhandled rejection in one of its
+ * pages or its event page ("JavaScript error: moz-extension://…"), or the event page's report of a
+ * background run that failed unexpectedly.
+ */
+function extensionErrors(fx: Firefox): string[] {
+  return fx.run.output().split('\n').filter((line) => /JavaScript error: moz-extension:\/\/|console\.error: .*Matrix Key Vault/.test(line));
 }
 
 /** Terminates the event page and wakes it with a status request; returns both boot ids (they differ). */
@@ -251,6 +261,10 @@ describe(`Firefox ESR: ${SESSIONS} sessions from Element's key file reach the se
     expect((await direct.getBackupVersion(attacker.version)).count).toBe(0);
     await closeTab(fx!.rdp, popup.page);
   });
+
+  it('logged no error from its pages or event page through all of it', () => {
+    expect(extensionErrors(fx!)).toEqual([]);
+  });
 });
 
 describe(`Firefox ESR: unlock with the Security Key and restore ${RESTORED} sessions`, () => {
@@ -334,5 +348,9 @@ describe(`Firefox ESR: unlock with the Security Key and restore ${RESTORED} sess
     expect((await direct.getBackupVersion(backup.version)).count).toBe(RESTORED + 20);
     expect((await popup.status()).upload).toMatchObject({ stored: RESTORED + 20, pending: 0, phase: 'idle' });
     await closeTab(fx!.rdp, popup.page);
+  });
+
+  it('logged no error from its pages or event page through all of it', () => {
+    expect(extensionErrors(fx!)).toEqual([]);
   });
 });
