@@ -8,11 +8,12 @@ import { render } from 'preact';
 import { useCallback, useEffect, useReducer, useState } from 'preact/hooks';
 import type { EarlierKeySummary, OtherAccountSummary, ServerBackupSummary, SignOutOutcome, UnlockSummary, VaultStatus } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
+import { hasHomeserverAccess, requestHomeserverAccess } from '../platform/permissions.ts';
 import { errorStillRelevant } from './describe.ts';
 import { RestoreFailures, RestoreProgress } from './restore-view.tsx';
 import { failureOf, initialState, known, reduce, type PopupAction, type PopupEvent, type PopupState } from './state.ts';
 import {
-  accountTexts, appTexts, backupTexts, describeUpload, earlierTexts, otherAccountTexts, formatWhen, restoreTexts, signInTexts, unlockedTexts, unlockTexts, withWhen,
+  accessTexts, accountTexts, appTexts, backupTexts, describeUpload, earlierTexts, otherAccountTexts, formatWhen, restoreTexts, signInTexts, unlockedTexts, unlockTexts, withWhen,
 } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
 import { UnlockForm } from './unlock-form.tsx';
@@ -73,6 +74,7 @@ function Popup() {
               dispatch({ type: 'signed-out', outcome, at: Date.now() });
               void refresh(true);
             }} />
+            <HomeserverAccess baseUrl={k.status.account!.homeserverUrl} />
             <Backup state={state} now={now} onChange={() => refresh(true)} />
             <Recovery state={state} now={now} act={act} />
             {k.earlier.length > 0 && <EarlierKeys list={k.earlier} onDone={() => refresh(true)} />}
@@ -142,6 +144,31 @@ function Account({ status, onSignedOut }: { status: VaultStatus; onSignedOut: (o
       </div>
       <button class="link" disabled={busy} onClick={() => start()}>{accountTexts.signOut}</button>
       {error !== null && <ErrorText error={error} />}
+    </section>
+  );
+}
+
+/**
+ * Offers the homeserver's host permission after sign-in (see src/platform/permissions.ts): shown
+ * until granted; "Not now" hides it while the popup is open.
+ */
+function HomeserverAccess({ baseUrl }: { baseUrl: string }) {
+  const [state, setState] = useState<'checking' | 'missing' | 'declined' | 'granted' | 'hidden'>('checking');
+  useEffect(() => {
+    hasHomeserverAccess(baseUrl).then((granted) => setState(granted ? 'granted' : 'missing'), () => setState('hidden'));
+  }, [baseUrl]);
+  if (state === 'checking' || state === 'hidden') return null;
+  const host = new URL(baseUrl).host;
+  if (state === 'granted') return <p class="muted small" data-testid="homeserver-access" data-state="granted">{accessTexts.granted(host)}</p>;
+  return (
+    <section class="access" data-testid="homeserver-access" data-state={state}>
+      <p>{accessTexts.why(host)}</p>
+      {state === 'declined' && <p class="muted small" role="status">{accessTexts.declined}</p>}
+      <button type="button" class="secondary" onClick={() => {
+        // In the click itself: the browser asks the user only during a user gesture.
+        requestHomeserverAccess(baseUrl).then((granted) => setState(granted ? 'granted' : 'declined'), () => setState('declined'));
+      }}>{accessTexts.allow(host)}</button>{' '}
+      <button type="button" class="link" onClick={() => setState('hidden')}>{accessTexts.notNow}</button>
     </section>
   );
 }

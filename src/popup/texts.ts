@@ -315,6 +315,15 @@ export const earlierTexts = {
   moved: (moved: number, failed: number) => `Moved ${keys(moved)} to the current backup${failed ? `; ${failed.toLocaleString('en')} could not be moved` : ''}.`,
 };
 
+export const accessTexts = {
+  why: (host: string) => `Let the extension read all of ${host}'s answers? Without it, an error page from a proxy in front of your homeserver looks like a network failure, ` +
+    'and the homeserver\'s "wait before trying again" stays hidden, so uploads retry blindly. Your browser asks you to confirm.',
+  allow: (host: string) => `Allow access to ${host}`,
+  notNow: 'Not now',
+  declined: 'Not allowed: uploads still work; errors may read as network failures.',
+  granted: (host: string) => `Full access to ${host}: its errors and waits are read as sent.`,
+};
+
 export const otherAccountTexts = {
   heading: 'Keys of another account',
   held: (userId: string, count: number) => `${keys(count)} of ${userId} ${count === 1 ? 'is' : 'are'} kept in this browser.`,
