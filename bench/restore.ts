@@ -27,7 +27,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,6 +46,7 @@ import { startSynapse, SYNAPSE_VERSION, type Synapse } from '../test/harness/syn
 import { closePeerMachine, createPeerMachine, createSessions, exportSessions, groupByRoom, importBackupIntoFreshMachine, initPeer } from '../test/peer/index.ts';
 import { pageProbe, startSampling, workerProbe, type HeapStats } from './heap-probe.ts';
 import type { ElementRestoreInput, ElementRestoreResult } from './restore-element-page.ts';
+import { processCpuMs, synapsePid } from './proc.ts';
 
 class BenchError extends Error {
   override readonly name = 'BenchError';
@@ -139,31 +140,6 @@ function printTable(head: string[], rows: string[][]): void {
   for (const r of rows) console.log(line(r));
 }
 
-const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** CPU time of a process in ms, from /proc (Synapse is one Python process: one core at most). */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-}
-
-/** The harness's child is Synapse itself (it execs into it): our child whose command line names this data dir. */
-function synapsePid(synapse: Synapse): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (parent === process.pid && cmdline.includes('synapse.app.homeserver') && cmdline.includes(synapse.dataDir)) return Number(entry);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ESRCH') throw e;
-    }
-  }
-  throw new BenchError('synapse', `cannot find the Synapse process for ${synapse.dataDir} among this process's children`);
-}
 
 /** A Client-Server API call with an access token; the token never appears in a message. */
 async function api<T>(baseUrl: string, accessToken: string, method: string, path: string, body?: unknown): Promise<T> {

@@ -21,8 +21,6 @@
  * Afterwards GET /room_keys/version must count every session, and sampled entries must decrypt to
  * the file's keys. Nothing secret is printed.
  */
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BackupDecryptionKey, DeviceId, OlmMachine, RequestType, StoreHandle, UserId } from '@matrix-org/matrix-sdk-crypto-wasm';
 import { BACKUP_ALGORITHM, createBackupDecryptor, decodeBase64, decryptKeyFile } from '../src/core/index.ts';
@@ -35,6 +33,7 @@ import { parseKeyList } from '../src/popup/key-list.ts';
 import { backupServer, createServerBackup, freshVault, peerSessions, pinFor, randomKey, uploadRig } from '../test/harness/upload-rig.ts';
 import { startSynapse, uniqueLocalpart, SYNAPSE_VERSION, type Synapse, type SynapseUser } from '../test/harness/synapse.ts';
 import { closePeerMachine, createPeerMachine, initPeer, keyFileFromPeer, type ExportedSessionData } from '../test/peer/index.ts';
+import { processCpuMs, synapsePid } from './proc.ts';
 
 class BenchError extends Error {
   override readonly name = 'BenchError';
@@ -148,35 +147,6 @@ function median(xs: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** CPU time of a process in ms, from /proc (Synapse is one Python process: one core at most). */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-}
-
-/**
- * Synapse writes no pid file unless it daemonises; the harness's child is Synapse itself (it execs
- * into it), so look for our child whose command line names this Synapse's config.
- */
-function synapsePid(synapse: Synapse): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (parent === process.pid && cmdline.includes('synapse.app.homeserver') && cmdline.includes(synapse.dataDir)) return Number(entry);
-    } catch (e) {
-      // A process that ended while we looked is not ours; anything else is a real failure.
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ESRCH') throw e;
-    }
-  }
-  throw new BenchError('synapse', `cannot find the Synapse process for ${synapse.dataDir} among this process's children`);
-}
 
 function benchCpuMs(): number {
   const { user, system } = process.cpuUsage();
