@@ -115,6 +115,15 @@ describe('manifests', () => {
   });
 });
 
+describe('CHANGELOG.md', () => {
+  it('has an entry for package.json\'s version, in Keep a Changelog\'s form', () => {
+    const changelog = readFileSync(join(root, 'CHANGELOG.md'), 'utf8');
+    const version = packageVersion().replace(/\./g, '\\.');
+    expect(changelog).toMatch(new RegExp(`^## \\[${version}\\] - \\d{4}-\\d{2}-\\d{2}$`, 'm'));
+    expect(changelog).toMatch(/^## \[Unreleased\]$/m);
+  });
+});
+
 describe('README', () => {
   it('lists each permission the manifest asks for, with why', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
