@@ -51,6 +51,11 @@ interface Prepared {
 
 type LookupResult = Awaited<ReturnType<Vault['restoreLookup']>>;
 
+/** How long a decrypted chunk waits for the next one before it is written on its own. */
+const FLUSH_AFTER_MS = 500;
+
+const delay = (ms: number): Promise<undefined> => new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+
 /** If the worker dies mid-download, this alarm resumes the restore. */
 const RESUME_AFTER_MS = 60_000;
 
@@ -232,9 +237,31 @@ export class RestoreDriver {
       return vault.commitRestoreChunk(state.id, prepared.chunk,
         (s, outcome) => applyChunk(s, { ...outcome, timings: { ...prepared.timings, store: performance.now() - started } }, now()));
     };
+    const chunks = backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs });
     let waitedAt = performance.now();
     try {
-      for await (const chunk of backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs })) {
+      for (;;) {
+        const next = chunks.next();
+        next.catch(() => undefined); // awaited below, after a write that may come first
+        let result: IteratorResult<RawBackupEntry[]>;
+        if (waiting) {
+          // A slow link: when the next chunk takes a while, write the one that is ready now, so
+          // progress shows and a kill loses nothing decrypted.
+          const raced = await Promise.race([next, delay(FLUSH_AFTER_MS)]);
+          if (raced === undefined) {
+            const written = await write(waiting);
+            waiting = null;
+            if (!written) { interrupt.abort(); return null; }
+            state = written;
+            result = await next;
+          } else {
+            result = raced;
+          }
+        } else {
+          result = await next;
+        }
+        if (result.done) break;
+        const chunk = result.value;
         const download = performance.now() - waitedAt;
         for (const entry of chunk) rooms.add(entry.roomId);
         const lookupStarted = performance.now();
@@ -250,7 +277,7 @@ export class RestoreDriver {
         prepared.timings.lookup = lookupMs;
         if (writing) {
           const written = await writing;
-          if (!written) return null;
+          if (!written) { interrupt.abort(); return null; }
           state = written;
         }
         waiting = prepared;
@@ -274,6 +301,9 @@ export class RestoreDriver {
       // again (if that write fails too, the download's error is still the one reported).
       if (waiting) await write(waiting).catch(() => undefined);
       throw e;
+    } finally {
+      // Ends the download if the loop stopped early (the generator's finally cancels the reader).
+      void chunks.return(undefined).catch(() => undefined);
     }
     if (waiting) {
       const written = await write(waiting);

@@ -109,12 +109,25 @@ describe('closing the browser, and updating the extension, in the middle of thin
       ext = await launchExtension({ userDataDir: profile });
       const popup = await signInViaPopup(ext, slow.baseUrl, user.userId, password);
       await unlockViaPopup(popup, backup.recoveryKey, 'recovery-key');
+      // The whole download's size, so the link can all but stop after 60 % of it: the restore then
+      // cannot finish before the browser closes, however slow or fast this machine is.
+      const whole = await fetch(`${synapse.baseUrl}/_matrix/client/v3/room_keys/keys?version=${backup.version}`, { headers: { authorization: `Bearer ${user.accessToken}` } });
+      const total = (await whole.arrayBuffer()).byteLength;
+      let slowed = false;
+      const slowing = (async () => {
+        while (slow.throttledBytes() < total * 0.6) await new Promise((r) => setTimeout(r, 10));
+        slow.setBytesPerSecond(100);
+        slowed = true;
+      })();
       await popup.getByRole('button', { name: 'Restore', exact: true }).click();
+      await slowing;
       await expect.poll(async () => (await workerStatus(popup)).restore?.restored ?? 0, { timeout: 60_000 }).toBeGreaterThan(0);
       const cut = (await workerStatus(popup)).restore!;
+      expect(slowed).toBe(true);
       expect(cut.restored).toBeLessThan(SESSIONS);
       await ext.close();
       ext = undefined;
+      slow.setBytesPerSecond(400_000);
 
       ext = await launchExtension({ userDataDir: profile });
       const again = await ext.openPage('popup.html');
