@@ -113,7 +113,19 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
     }
     case 'earlier.unlock': {
       const { client, userId } = await requireClient(vault);
-      const moved = await moveEarlierSessions(vault, client, userId, requireString(request, 'input', 1024), requireString(request, 'publicKey', 100));
+      const input = requireString(request, 'input', 1024);
+      const publicKey = requireString(request, 'publicKey', 100);
+      // The same limit as unlocking: a wrong key typed again and again waits longer each time.
+      services.unlockLimiter.check();
+      let moved: { moved: number; failed: number };
+      try {
+        moved = await moveEarlierSessions(vault, client, userId, input, publicKey);
+      } catch (e) {
+        if (e instanceof AppError && (e.kind === 'wrong-key' || e.kind === 'not-a-key' || e.kind === 'no-secret-storage')) services.unlockLimiter.failed();
+        else services.unlockLimiter.ended();
+        throw e;
+      }
+      services.unlockLimiter.succeeded();
       if (moved.moved > 0) services.kickUpload();
       return moved;
     }

@@ -14,6 +14,8 @@ import { AttemptLimiter, unlockVault } from '../../src/background/unlock.ts';
 import { exportBatch, moveEarlierSessions } from '../../src/background/keys-out.ts';
 import { ingestSessions } from '../../src/background/ingest.ts';
 import { vaultStatus } from '../../src/background/status.ts';
+import { route } from '../../src/background/router.ts';
+import { createServices } from '../../src/background/services.ts';
 import type { HomeserverClient } from '../../src/platform/homeserver.ts';
 import { memoryUnlockStore, type UnlockStore } from '../../src/platform/unlock-store.ts';
 import type { Vault } from '../../src/platform/vault.ts';
@@ -318,6 +320,14 @@ describe('restore', () => {
     expect(await b.vault.countPending(pin.publicKey, pin.epoch)).toBe(0);
 
     await expect(moveEarlierSessions(b.vault, b.client, b.userId, second.recoveryKey, first.publicKey)).rejects.toMatchObject({ kind: 'wrong-key' });
+    // Through the worker's router, wrong keys are rate-limited as unlocking is.
+    const services = createServices(b.vault, {
+      scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: b.store, keepAlive: async () => {}, report: () => {},
+      worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
+    });
+    const wrong = () => route(services, { type: 'earlier.unlock', input: second.recoveryKey, publicKey: first.publicKey });
+    for (let i = 0; i < 3; i++) expect(await wrong()).toMatchObject({ ok: false, error: { kind: 'wrong-key' } });
+    expect(await wrong()).toMatchObject({ ok: false, error: { kind: 'rate-limited' } });
     expect(await moveEarlierSessions(b.vault, b.client, b.userId, first.recoveryKey, first.publicKey)).toEqual({ moved: 30, failed: 0 });
     expect(await b.vault.countPending(pin.publicKey, pin.epoch)).toBe(30);
     expect((await status()).earlier).toEqual([]);
