@@ -22,7 +22,11 @@ import { toUploadFailure } from './upload-driver.ts';
 /** What the restore needs from the homeserver. */
 export interface RestoreServer {
   currentBackup(): Promise<BackupVersionInfo | null>;
-  streamKeys(version: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * `patient`: the previous download failed (e.g. the server took too long to start answering, as
+   * Synapse does for a very large backup): wait longer for the first byte this time.
+   */
+  streamKeys(version: string, signal?: AbortSignal, patient?: boolean): Promise<ReadableStream<Uint8Array>>;
 }
 
 export interface RestoreDriverDeps {
@@ -228,7 +232,7 @@ export class RestoreDriver {
     const { now, vault } = this.deps;
     const interrupt = new AbortController();
     this.#interrupt = interrupt;
-    const stream = await server.streamKeys(state.version, interrupt.signal);
+    const stream = await server.streamKeys(state.version, interrupt.signal, state.attempt > 0);
     const rooms = new Set<string>();
     let lastWake = now();
     let waiting: Prepared | null = null;

@@ -45,6 +45,8 @@ export const UPLOAD_TIMEOUT_MS = 20_000;
 export const RESTORE_CHUNK_SIZE = 1000;
 /** The wait for the download's first byte: under Chrome's 30 s limit for a worker's fetch. */
 export const RESTORE_HEADERS_TIMEOUT_MS = 25_000;
+/** The same wait after a failed download. */
+export const RESTORE_PATIENT_HEADERS_TIMEOUT_MS = 120_000;
 /** A download that sends nothing for this long is treated as a stalled connection. */
 export const RESTORE_IDLE_TIMEOUT_MS = 30_000;
 
@@ -97,10 +99,14 @@ export async function backupServerFor(vault: Vault): Promise<BackupServer | null
 export function restoreServer(client: HomeserverClient): RestoreServer {
   return {
     currentBackup: () => client.getLatestBackupVersion({ timeoutMs: 20_000 }),
-    // Synapse builds the whole answer before it sends a byte (reference §1.5), but Chrome ends a
-    // worker whose fetch has not answered within 30 s: give up before that, and try again later.
-    // (A backup too large for Synapse to answer in 25 s needs a room-by-room download: issue 8.)
-    streamKeys: (version, signal) => client.streamBackupKeys(version, { timeoutMs: RESTORE_HEADERS_TIMEOUT_MS, ...(signal ? { signal } : {}) }),
+    // Synapse builds the whole answer before it sends a byte (reference §1.5), and Chrome may end a
+    // worker whose fetch has not answered within 30 s: the first try gives up before that. A retry
+    // waits longer: if the browser lets the worker live, a very large backup gets through; if not,
+    // the alarm resumes the restore, no worse off. (A room-by-room download is the real answer for
+    // 10⁶ keys: issue 8.)
+    streamKeys: (version, signal, patient) => client.streamBackupKeys(version, {
+      timeoutMs: patient ? RESTORE_PATIENT_HEADERS_TIMEOUT_MS : RESTORE_HEADERS_TIMEOUT_MS, ...(signal ? { signal } : {}),
+    }),
   };
 }
 

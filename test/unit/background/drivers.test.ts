@@ -25,6 +25,8 @@ class MemoryHomeserver {
   readonly rooms = new Map<string, Map<string, KeyBackupData>>();
   readonly faults: Fault[] = [];
   streams = 0;
+  /** Whether each download asked to wait longer for the first byte. */
+  readonly patience: boolean[] = [];
   constructor(readonly version: string, readonly publicKey: string) {}
 
   get count(): number {
@@ -64,7 +66,8 @@ class MemoryHomeserver {
   restore(): RestoreServer {
     return {
       currentBackup: async () => this.info(),
-      streamKeys: async () => {
+      streamKeys: async (_version, _signal, patient) => {
+        this.patience.push(patient === true);
         const fault = this.#fault('GET /room_keys/keys');
         this.streams++;
         const rooms: Record<string, { sessions: Record<string, KeyBackupData> }> = {};
@@ -162,6 +165,8 @@ describe('the upload and restore drivers, against a homeserver in memory', () =>
     expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, alreadyPresent: 0, failed: 0, rooms: 6 });
     const opened = decrypted.mock.calls.reduce((n, [list]) => n + list.length, 0);
     expect(opened, 'no entry decrypted twice, through two cut downloads').toBe(SESSIONS);
+    expect(server.patience[0], 'the first download gives up before Chrome\'s 30 s fetch limit').toBe(false);
+    expect(server.patience.slice(1).every(Boolean), 'downloads after a failure wait longer for the first byte').toBe(true);
     expect(await vault.countSessions()).toBe(SESSIONS);
     expect(await vault.countPending(publicKey, 1), 'restored rows are never uploaded again').toBe(0);
   });
