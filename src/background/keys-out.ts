@@ -72,9 +72,12 @@ export async function moveEarlierSessions(vault: Vault, client: HomeserverClient
   if (!earlier) throw new AppError('bad-request', 'No sessions wait for that key.');
   const candidates = await candidateKeys(client, userId, input);
   let privateKey: Uint8Array | undefined;
-  for (const candidate of candidates) {
-    if (!privateKey && samePublicKey(await backupPublicKey(candidate), earlier.publicKey)) privateKey = candidate.slice();
-    candidate.fill(0);
+  try {
+    for (const candidate of candidates) {
+      if (!privateKey && samePublicKey(await backupPublicKey(candidate), earlier.publicKey)) privateKey = candidate.slice();
+    }
+  } finally {
+    for (const candidate of candidates) candidate.fill(0); // also when a derivation throws midway
   }
   if (!privateKey) throw new AppError('wrong-key', `This is not the key of backup version ${earlier.version}.`);
   const decryptor = await createBackupDecryptor(privateKey).finally(() => privateKey.fill(0));

@@ -1,5 +1,5 @@
 /** What the popup shows: account, pinned backup, upload progress, and (on request) the server's backup. */
-import { restoreRate, type RestoreState } from '../core/restore/state.ts';
+import { doneCount, restoreRate, type RestoreState } from '../core/restore/state.ts';
 import type { UnlockStore } from '../platform/unlock-store.ts';
 import type { Vault } from '../platform/vault.ts';
 import type { EarlierKeySummary, OtherAccountSummary, RestoreSummary, UploadSummary, VaultStatus, WorkerStatus } from '../shared/messages.ts';
@@ -31,7 +31,7 @@ export function restoreSummary(state: RestoreState, unlockedFor: { version: stri
   const { rate, secondsLeft } = restoreRate(state, now);
   return {
     id: state.id, version: state.version, phase: locked ? 'locked' : state.phase, serverCount: state.serverCount,
-    done: state.restored + state.alreadyPresent + state.failed, restored: state.restored, alreadyPresent: state.alreadyPresent,
+    done: doneCount(state), restored: state.restored, alreadyPresent: state.alreadyPresent,
     failed: state.failed, failuresByKind: state.failuresByKind, rooms: state.rooms, startedAt: state.startedAt,
     finishedAt: state.finishedAt, rate, secondsLeft, retryAt: state.retryAt, lastError: state.lastError,
     timings: state.timings ?? { download: 0, lookup: 0, decrypt: 0, store: 0 },

@@ -565,7 +565,7 @@ export class Vault {
       alreadyPresent++;
       mark(row, row.publicKey === pin.publicKey && row.firstMessageIndex === entry.serverFirstMessageIndex);
     });
-    const failures = chunk.failures.filter((f, i) => failedBefore[i]?.restoreId !== id);
+    const failures = chunk.failures.filter((_, i) => failedBefore[i]?.restoreId !== id);
     for (const failure of failures) writes.push(failureStore.put(failure));
     const next = apply(state, { restored, alreadyPresent, failures: failures.map((f) => f.kind), rooms: chunk.rooms });
     writes.push(kv.put(next, 'restore'), countChanges(kv, changes));
