@@ -21,6 +21,7 @@ export const pageEntries: Record<string, string> = {
   unlock: resolve(root, 'src/popup/unlock.html'),
   restore: resolve(root, 'src/popup/restore.html'),
   export: resolve(root, 'src/popup/export.html'),
+  approve: resolve(root, 'src/popup/approve.html'),
 };
 
 export function mainBuild(outDir: string): InlineConfig {

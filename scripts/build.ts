@@ -7,7 +7,7 @@
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { build, type Plugin } from 'vite';
-import { mainBuild } from '../vite.config.ts';
+import { contentScriptBuild, mainBuild } from '../vite.config.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = join(root, 'dist');
@@ -69,6 +69,9 @@ export async function buildExtension(out = dist): Promise<void> {
   const config = mainBuild(chrome);
   await build({ ...config, plugins: [...(config.plugins ?? []), withoutInnerHtml()] });
   assertNoDynamicImport(chrome);
+  // The page API: the page-world script and the bridge, each one classic script (src/content).
+  await build(contentScriptBuild(chrome, 'src/content/page/index.ts', 'page'));
+  await build(contentScriptBuild(chrome, 'src/content/bridge.ts', 'bridge'));
   const source = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')) as Manifest;
   rmSync(firefox, { recursive: true, force: true });
   cpSync(chrome, firefox, { recursive: true });

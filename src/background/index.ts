@@ -9,6 +9,8 @@ import { Vault } from '../platform/vault.ts';
 import { isRequest, type Result, type WorkerStatus } from '../shared/messages.ts';
 import { toWireError } from './errors.ts';
 import { route, senderTier } from './router.ts';
+import { OriginLimiter, pageSender, routePage } from './page-api.ts';
+import { browserSitePlatform } from '../platform/sites-browser.ts';
 import { createServices, type Services } from './services.ts';
 
 const UPLOAD_ALARM = 'upload';
@@ -36,6 +38,7 @@ const hooks: Parameters<typeof createServices>[1] = {
   scheduleWake: alarmAt(UPLOAD_ALARM),
   scheduleRestoreWake: alarmAt(RESTORE_ALARM),
   unlockStore: sessionUnlockStore(browser.storage.session),
+  sitePlatform: browserSitePlatform,
   async keepAlive() {
     await browser.runtime.getPlatformInfo();
   },
@@ -65,8 +68,17 @@ function ready(): Promise<Services> {
   );
 }
 
+const pageLimiter = new OriginLimiter();
+
 browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) => {
-  if (senderTier(sender, browser.runtime.id, browser.runtime.getURL('')) !== 'extension-page') return undefined;
+  const extensionOrigin = browser.runtime.getURL('');
+  if (senderTier(sender, browser.runtime.id, extensionOrigin) !== 'extension-page') {
+    // The third tier: the page API's bridge on an allowed site, with its own requests and checks.
+    const page = pageSender(sender, browser.runtime.id, extensionOrigin);
+    if (!page) return undefined;
+    return ready().then((services) => routePage(services, pageLimiter, page, message),
+      () => ({ ok: false, error: { code: -32603, message: 'The vault could not open its storage.' } }));
+  }
   if (!isRequest(message)) {
     return Promise.resolve<Result<never>>({ ok: false, error: { kind: 'bad-request', message: 'Unknown request.' } });
   }
@@ -85,6 +97,20 @@ function resume(s: Services): void {
   s.kickUpload();
   s.kickRestore();
 }
+
+/** After a start or an update: the registered page-API scripts match the grants again. */
+function reconcileSites(s: Services): void {
+  s.sites.reconcile().catch(hooks.report);
+}
+
+// The user took a site's access away in the browser's settings: its grant goes too.
+browser.permissions.onRemoved.addListener((removed) => {
+  void ready().then((s) => s.sites.permissionRemoved(removed.origins ?? [])).catch(hooks.report);
+});
+// An approval window closed without an answer counts as a refusal.
+browser.windows.onRemoved.addListener((windowId) => {
+  void ready().then((s) => s.sites.windowClosed(windowId)).catch(hooks.report);
+});
 void ready().then(resume, hooks.report);
-browser.runtime.onStartup.addListener(() => void ready().then(resume, hooks.report));
-browser.runtime.onInstalled.addListener(() => void ready().then(resume, hooks.report));
+browser.runtime.onStartup.addListener(() => void ready().then((s) => { resume(s); reconcileSites(s); }, hooks.report));
+browser.runtime.onInstalled.addListener(() => void ready().then((s) => { resume(s); reconcileSites(s); }, hooks.report));

@@ -15,6 +15,9 @@ import type { UnlockedKey } from '../platform/unlock-store.ts';
 import type { Services } from './services.ts';
 import { restoreSummary, uploadSummary, vaultStatus } from './status.ts';
 import { unlockVault } from './unlock.ts';
+import { pageStatus } from './page-api.ts';
+import { normaliseScopes } from './sites.ts';
+import { parseSiteOrigin } from '../platform/sites.ts';
 
 export type SenderTier = 'extension-page' | 'untrusted';
 
@@ -28,12 +31,26 @@ export function senderTier(sender: MessageSender, extensionId: string, extension
 /** Sessions per `sessions.import` request: a key file is sent in parts, each one transaction. */
 export const MAX_SESSIONS_PER_REQUEST = 2000;
 
+/** Requests after which the allowed sites' open tabs hear that the vault's status changed. */
+const changesPageStatus: ReadonlySet<Request['type']> = new Set<Request['type']>([
+  'account.login', 'account.useToken', 'account.signOut', 'backup.create', 'backup.join', 'vault.unlock', 'vault.lock',
+]);
+
 export async function route(services: Services, request: Request): Promise<Result<unknown>> {
   try {
-    return { ok: true, value: await dispatch(services, request) };
+    const value = await dispatch(services, request);
+    if (changesPageStatus.has(request.type)) services.notifyPages((grant) => pageStatus(services, grant));
+    return { ok: true, value };
   } catch (e) {
     return { ok: false, error: toWireError(e) };
   }
+}
+
+function requireSiteOrigin(request: object): string {
+  const text = requireString(request, 'origin', 300);
+  const origin = parseSiteOrigin(text);
+  if (origin === null || origin !== text) throw new AppError('bad-request', 'A site is its origin: https://host[:port] (plain http only on this computer\'s own addresses).');
+  return origin;
 }
 
 async function dispatch(services: Services, request: Request): Promise<unknown> {
@@ -135,6 +152,22 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       if (account?.userId === userId) throw new AppError('bad-request', 'These are the keys of the account signed in now; sign out first to erase them.');
       return { erased: await vault.eraseKeysOf(userId) };
     }
+    case 'sites.list':
+      return services.sites.list();
+    case 'sites.allow': {
+      const { grant, injected } = await services.sites.grant(requireSiteOrigin(request), normaliseScopes(request.scopes));
+      services.notifyPages((g) => pageStatus(services, g));
+      return { site: grant, injected };
+    }
+    case 'sites.revoke':
+      return { revoked: await services.sites.revoke(requireSiteOrigin(request)) };
+    case 'approval.get': {
+      const pending = services.sites.approval(requireString(request, 'id', 100));
+      return pending ? { origin: pending.origin, scopes: pending.scopes } : null;
+    }
+    case 'approval.answer':
+      if (typeof request.allow !== 'boolean') throw new AppError('bad-request', '"allow" must be true or false.');
+      return { answered: services.sites.answer(requireString(request, 'id', 100), request.allow) };
     case 'upload.retry': {
       const state = await vault.getUploadState();
       if (state.stopped) throw new AppError('bad-request', 'Uploading is stopped until the problem shown in the popup is resolved.');

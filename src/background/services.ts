@@ -12,6 +12,9 @@ import { RestoreDriver, type RestoreServer } from './restore-driver.ts';
 import { AppError, storageFailure } from './errors.ts';
 import { SessionFetcher } from './session-fetch.ts';
 import { AttemptLimiter } from './unlock.ts';
+import { Sites } from './sites.ts';
+import { sitePermissionPattern, type SitePlatform } from '../platform/sites.ts';
+import type { SiteGrant } from '../platform/vault.ts';
 import { UploadDriver, type BackupServer } from './upload-driver.ts';
 
 /**
@@ -57,6 +60,10 @@ export interface Services {
   sessions: SessionFetcher;
   unlockStore: UnlockStore;
   unlockLimiter: AttemptLimiter;
+  /** Sites allowed to use the page API. */
+  sites: Sites;
+  /** Tells the open tabs of allowed sites their status changed (never throws). */
+  notifyPages(statusOf: (grant: SiteGrant) => Promise<unknown>): void;
   worker(): WorkerStatus;
   /**
    * The last storage failure of a background run (a full disk stops the vault writes of uploads and
@@ -74,6 +81,7 @@ export interface ServiceHooks {
   scheduleWake(at: number | null): Promise<void>;
   scheduleRestoreWake(at: number | null): Promise<void>;
   unlockStore: UnlockStore;
+  sitePlatform: SitePlatform;
   keepAlive(): Promise<void>;
   worker(): WorkerStatus;
   /** Where an unexpected failure of a background run goes (the worker's console). */
@@ -154,6 +162,16 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
     hooks.report(e);
   };
   const succeeded = (): void => { storageProblem = null; };
+  const sites = new Sites({
+    vault,
+    platform: hooks.sitePlatform,
+    now: Date.now,
+    newId,
+    homeserverPattern: async () => {
+      const account = await vault.getAccount();
+      return account ? sitePermissionPattern(account.homeserverUrl) : null;
+    },
+  });
   return {
     vault,
     driver,
@@ -161,6 +179,10 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
     sessions,
     unlockStore: hooks.unlockStore,
     unlockLimiter: new AttemptLimiter(),
+    sites,
+    notifyPages(statusOf) {
+      sites.notifyAll(statusOf).catch(hooks.report);
+    },
     worker: hooks.worker,
     storageProblem: () => storageProblem,
     kickUpload() {

@@ -118,3 +118,30 @@ export function createRequester(send: SendMessage, options: RequesterOptions = {
 }
 
 export const request: Requester = createRequester((message) => browser.runtime.sendMessage(message));
+
+/**
+ * For the page API's bridge: one message to the worker. Sent again (after a short wait) only when it
+ * reached no worker; any other failure is thrown as it is, for the bridge to turn into a page error.
+ */
+export async function sendToWorker(message: unknown, delays: readonly number[] = RETRY_DELAYS_MS): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await browser.runtime.sendMessage(message);
+    } catch (error) {
+      if (classifyFailure(error) !== 'not-delivered' || attempt >= delays.length) throw error;
+      await new Promise<void>((resolve) => setTimeout(resolve, delays[attempt]!));
+    }
+  }
+}
+
+/** For the page API's bridge: messages the worker sends to this tab, and this extension's version. */
+export function onWorkerMessage(listener: (message: unknown) => void): void {
+  browser.runtime.onMessage.addListener((message: unknown, sender: { id?: string }) => {
+    if (sender.id === browser.runtime.id) listener(message);
+    return undefined;
+  });
+}
+
+export function extensionVersion(): string {
+  return browser.runtime.getManifest().version;
+}

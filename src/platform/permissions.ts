@@ -21,3 +21,14 @@ export async function hasHomeserverAccess(baseUrl: string): Promise<boolean> {
 export async function requestHomeserverAccess(baseUrl: string): Promise<boolean> {
   return browser.permissions.request({ origins: [homeserverPattern(baseUrl)] });
 }
+
+/** The current tab's address, when the popup may see it (`activeTab`, given by opening the popup). */
+export async function currentTabUrl(): Promise<string | null> {
+  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
+  return typeof tab?.url === 'string' ? tab.url : null;
+}
+
+/** Must run in a click handler: the browser asks the user to give the extension access to the site. */
+export async function requestSiteAccess(sitePattern: string): Promise<boolean> {
+  return browser.permissions.request({ origins: [sitePattern] });
+}

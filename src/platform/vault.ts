@@ -10,6 +10,7 @@ import { openDB, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type ID
 import { unpadBase64 } from '../core/base64.ts';
 import { type RestoreFailureKind, type RestoreState } from '../core/restore/state.ts';
 import type { BackupPin } from '../core/upload/pin.ts';
+import type { Scope } from '../shared/page-api.ts';
 import type { EncryptedSessionDataWire, UploadableSession } from '../core/upload/request.ts';
 import { initialUploadState, onSignedIn, type UploadState } from '../core/upload/state.ts';
 
@@ -69,6 +70,14 @@ export interface StoredAccount {
   connectedAt: number;
 }
 
+/** A site the user allowed to use the page API, and what it may do (DESIGN.md "Per-origin grants"). */
+export interface SiteGrant {
+  /** `scheme://host[:port]`, exactly as the browser reports a sender's origin. */
+  origin: string;
+  scopes: Scope[];
+  grantedAt: number;
+}
+
 interface KvValues {
   account: StoredAccount;
   pin: BackupPin;
@@ -77,6 +86,7 @@ interface KvValues {
   restore: RestoreState;
   earlierPins: EarlierPin[];
   counters: Counters;
+  sites: SiteGrant[];
 }
 type KvKey = keyof KvValues;
 
@@ -214,6 +224,16 @@ export class Vault {
   }
 
   getAccount(): Promise<StoredAccount | undefined> { return this.get('account'); }
+
+  async getSites(): Promise<SiteGrant[]> { return (await this.get('sites')) ?? []; }
+
+  /** Changes the site grants in one transaction (two popups granting at once both count). */
+  async updateSites(update: (sites: SiteGrant[]) => SiteGrant[]): Promise<SiteGrant[]> {
+    const tx = this.db.transaction('kv', 'readwrite');
+    const next = update(((await tx.store.get('sites')) as SiteGrant[] | undefined) ?? []);
+    await Promise.all([tx.store.put(next, 'sites'), tx.done]);
+    return next;
+  }
 
   /**
    * Stores the signed-in account in one transaction with what signing in means for the backup: a pin

@@ -17,6 +17,7 @@ import {
 } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError, useAction } from './ui.tsx';
 import { UnlockForm } from './unlock-form.tsx';
+import { Sites } from './sites.tsx';
 
 const POLL_MS = 1000;
 
@@ -79,6 +80,7 @@ function Popup() {
             <Recovery state={state} now={now} act={act} />
             {k.earlier.length > 0 && <EarlierKeys list={k.earlier} onDone={() => refresh(true)} />}
             {k.otherAccounts.map((o) => <OtherAccount key={o.userId} other={o} onDone={() => refresh(true)} />)}
+            <Sites />
           </>
         )}
         {k && (

@@ -8,6 +8,7 @@
 import type { StopReason } from '../core/upload/state.ts';
 import type { ImportSummary, RestoreFailureKind, RestoreSummary, UnlockMethod, UploadSummary } from '../shared/messages.ts';
 import type { RecoveryInputClass } from './recovery-input.ts';
+import type { Scope } from '../shared/page-api.ts';
 
 const plural = (n: number, one: string, many: string) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
 export const keys = (n: number) => plural(n, 'key', 'keys');
@@ -356,4 +357,29 @@ export const exportTexts = {
   download: 'Download element-keys.txt',
   fileName: 'element-keys.txt',
   loop: 'The worker returned the same batch twice; the export stopped.',
+};
+
+/** The page API: sites allowed to use the vault, and a site's request for more. */
+export const siteTexts = {
+  heading: 'Sites',
+  scopeNames: { read: 'read keys, to decrypt your history', backup: 'hand over the new keys it makes, to be backed up' } as Record<Scope, string>,
+  scopeShort: { read: 'read keys', backup: 'back up new keys' } as Record<Scope, string>,
+  allowIntro: (site: string) => `${site} can use your keys only if you allow it. It may:`,
+  allow: 'Allow this site to use your keys',
+  allowNote: 'Your browser asks you to confirm. Other sites get nothing and cannot tell the extension is installed.',
+  chooseScope: 'Choose at least one.',
+  declined: 'Not allowed: the browser did not give access to this site.',
+  allowed: (site: string, injected: number) => `${site} may now use your keys${injected > 0 ? '; its open tab was connected' : '; reload its tab if it is open'}.`,
+  may: (scopes: readonly Scope[]) => `May ${scopes.map((s) => siteTexts.scopeShort[s]).join(' and ')}.`,
+  none: 'No site may use your keys yet. Open the popup on a web client\'s tab to allow it.',
+  notASite: 'This tab is not a site that can be allowed (only https sites, or http on this computer).',
+  revoke: 'Stop allowing',
+  revoked: (site: string) => `${site} may no longer use your keys.`,
+  // The approval window a site's request for more opens.
+  approvalTitle: 'A site asks for more',
+  approvalAsk: (site: string) => `${site} asks to:`,
+  approvalAllow: 'Allow',
+  approvalDeny: 'Deny',
+  approvalGone: 'This request is no longer waiting (it was answered, or the site closed).',
+  approvalDone: (allowed: boolean) => (allowed ? 'Allowed. You can close this window.' : 'Denied. You can close this window.'),
 };

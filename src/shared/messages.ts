@@ -3,6 +3,7 @@
  * answer is a Result, because class instances (errors included) do not survive runtime messaging.
  */
 import type { StopReason, UploadError } from '../core/upload/state.ts';
+import type { Scope } from './page-api.ts';
 
 /** An error as it crosses a context boundary: a kind to switch on, a message for people. */
 export interface WireError {
@@ -192,8 +193,24 @@ export interface RequestMap {
   'vault.exportBatch': { request: { after?: [string, string] | null; limit?: number }; response: ExportBatch };
   /** Prove an earlier backup's key and move its waiting sessions to the current backup. */
   'earlier.unlock': { request: { input: string; publicKey: string }; response: { moved: number; failed: number } };
+  /** Sites allowed to use the page API. */
+  'sites.list': { request: Record<never, never>; response: SiteSummary[] };
+  /** Allow a site (after the browser granted its host permission in the popup's click). */
+  'sites.allow': { request: { origin: string; scopes: Scope[] }; response: { site: SiteSummary; injected: number } };
+  /** Take a site's grant away: refused at once, also in its open tabs. */
+  'sites.revoke': { request: { origin: string }; response: { revoked: boolean } };
+  /** What an approval window asks (a site's `vault_requestScopes`); null when it is no longer waiting. */
+  'approval.get': { request: { id: string }; response: { origin: string; scopes: Scope[] } | null };
+  'approval.answer': { request: { id: string; allow: boolean }; response: { answered: boolean } };
   /** Erase the sessions another account left in this browser (after the user confirmed). */
   'vault.eraseAccount': { request: { userId: string }; response: { erased: number } };
+}
+
+/** A site allowed to use the page API, and what it may do. */
+export interface SiteSummary {
+  origin: string;
+  scopes: Scope[];
+  grantedAt: number;
 }
 
 export interface ExportBatch {
@@ -216,7 +233,7 @@ const requestTypes: ReadonlySet<string> = new Set<RequestType>([
   'status.get', 'account.login', 'account.useToken', 'account.signOut',
   'backup.create', 'backup.join', 'sessions.import', 'upload.retry',
   'vault.unlock', 'vault.lock', 'restore.start', 'restore.cancel', 'restore.failures', 'vault.exportBatch', 'earlier.unlock',
-  'vault.eraseAccount',
+  'vault.eraseAccount', 'sites.list', 'sites.allow', 'sites.revoke', 'approval.get', 'approval.answer',
 ]);
 
 /** Narrowing guard for anything that arrives over runtime messaging; fields are checked by handlers. */

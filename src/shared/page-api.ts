@@ -79,7 +79,8 @@ export interface SessionRef {
 
 export type RoomKeyResult =
   | { roomId: string; sessionId: string; found: true; key: ExportedRoomKey }
-  | { roomId: string; sessionId: string; found: false };
+  /** Not in the vault nor in the backup; `error` when the backup could not be asked (retry later). */
+  | { roomId: string; sessionId: string; found: false; error?: string };
 
 export type BackupResult =
   | { index: number; sessionId?: string; accepted: true }

@@ -23,6 +23,7 @@ import { createPeerWrittenBackup, putCorruptEntries, writeElementSecretStorage, 
 import { sharedSynapse } from '../harness/synapse-global.ts';
 import { uniqueLocalpart } from '../harness/synapse.ts';
 import { freshVault, peerSessions, randomKey } from '../harness/upload-rig.ts';
+import { memorySitePlatform } from '../harness/memory-sites.ts';
 
 const synapse = sharedSynapse();
 const password = 'correct horse battery';
@@ -322,6 +323,7 @@ describe('restore', () => {
     await expect(moveEarlierSessions(b.vault, b.client, b.userId, second.recoveryKey, first.publicKey)).rejects.toMatchObject({ kind: 'wrong-key' });
     // Through the worker's router, wrong keys are rate-limited as unlocking is.
     const services = createServices(b.vault, {
+    sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: b.store, keepAlive: async () => {}, report: () => {},
       worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
     });

@@ -19,6 +19,7 @@ import { sharedSynapse } from '../harness/synapse-global.ts';
 import { uniqueLocalpart } from '../harness/synapse.ts';
 import { backupServer, createServerBackup, freshVault, peerSessions, pinFor, randomKey, uploadRig } from '../harness/upload-rig.ts';
 import type { ExportedSessionData } from '../peer/index.ts';
+import { memorySitePlatform } from '../harness/memory-sites.ts';
 
 const synapse = sharedSynapse();
 const password = 'edge password';
@@ -190,6 +191,7 @@ describe('the worker\'s requests, through its router', () => {
   beforeAll(async () => {
     vault = await freshVault();
     services = createServices(vault, {
+    sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: (e) => { throw e; },
       worker: () => ({ product: 'Matrix Key Vault', version: 'test', bootId: 'b', startedAt: 0 }),
     });

@@ -8,6 +8,7 @@ import { route, senderTier, MAX_SESSIONS_PER_REQUEST } from '../../../src/backgr
 import { createServices } from '../../../src/background/services.ts';
 import { Vault } from '../../../src/platform/vault.ts';
 import { isRequest } from '../../../src/shared/messages.ts';
+import { memorySitePlatform } from '../../harness/memory-sites.ts';
 
 const ID = 'abcdefghijklmnopabcdefghijklmnop';
 const ORIGIN = `chrome-extension://${ID}/`;
@@ -50,6 +51,7 @@ describe('requests', () => {
   it('answers bad or refused requests with typed errors, never a throw', async () => {
     const vault = await Vault.open(`router-${Date.now()}`);
     const services = createServices(vault, {
+    sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: () => {},
       worker: () => ({ product: 'Matrix Key Vault', version: '0', bootId: 'b', startedAt: 0 }),
     });

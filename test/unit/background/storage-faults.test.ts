@@ -15,6 +15,7 @@ import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
 import { Vault } from '../../../src/platform/vault.ts';
 import { freshVault, peerSessions, randomKey } from '../../harness/upload-rig.ts';
 import type { ExportedSessionData } from '../../peer/index.ts';
+import { memorySitePlatform } from '../../harness/memory-sites.ts';
 
 /**
  * While set, a put into the `sessions` store fails the way a full disk does in a browser: the
@@ -52,6 +53,7 @@ beforeAll(async () => {
 
 function services(vault: Vault): Services {
   return createServices(vault, {
+    sitePlatform: memorySitePlatform(),
     scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {},
     report: () => {}, worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
   });
@@ -113,6 +115,7 @@ describe('a full disk', () => {
     await vault.setPin({ userId: '@u:x', version: '1', publicKey, epoch: 1, source: 'created', pinnedAt: 0 });
     await route(services(vault), { type: 'sessions.import', sessions: sessions.slice(0, 20) });
     const s = createServices(vault, {
+    sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {},
       report: () => {}, worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
     });

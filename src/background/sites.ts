@@ -1,0 +1,194 @@
+/**
+ * Sites the user allowed to use the page API (DESIGN.md "Per-origin grants"). A grant is made only
+ * from extension UI: the popup's "Allow this site" (after the browser granted the host permission)
+ * or the approval window a page's `vault_requestScopes` opens. It is kept in the vault, and with it
+ * the page-API scripts are registered for that origin and injected into its open tabs. Revoking
+ * drops the grant first (every request is checked against it), then tells open tabs, unregisters the
+ * scripts and gives the host permission back.
+ */
+import { isScope, SCOPES, type Scope } from '../shared/page-api.ts';
+import { sitePermissionPattern, type SitePlatform } from '../platform/sites.ts';
+import type { SiteGrant, Vault } from '../platform/vault.ts';
+import { AppError } from './errors.ts';
+
+/** How long an approval window waits for the user before it counts as a refusal. */
+export const APPROVAL_TIMEOUT_MS = 5 * 60_000;
+
+export interface PendingApproval {
+  id: string;
+  origin: string;
+  /** The scopes asked for that the origin does not hold yet. */
+  scopes: Scope[];
+}
+
+interface Waiting extends PendingApproval {
+  windowId: number | null;
+  timer: ReturnType<typeof setTimeout>;
+  settle(granted: boolean): void;
+}
+
+/** Message types the worker sends to the bridges of a site's open tabs. */
+export type BridgeNotice = { type: 'page.status'; status: unknown } | { type: 'page.revoked' };
+
+export class ApprovalRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApprovalRefused';
+  }
+}
+
+export function normaliseScopes(value: unknown): Scope[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > SCOPES.length * 2) {
+    throw new AppError('bad-request', `"scopes" must be a non-empty list of ${SCOPES.map((s) => `"${s}"`).join(' and ')}.`);
+  }
+  for (const s of value) if (!isScope(s)) throw new AppError('bad-request', `Unknown scope ${JSON.stringify(String(s)).slice(0, 40)}: the scopes are ${SCOPES.join(' and ')}.`);
+  return SCOPES.filter((s) => value.includes(s));
+}
+
+export class Sites {
+  readonly #waiting = new Map<string, Waiting>();
+
+  constructor(private readonly deps: {
+    vault: Vault;
+    platform: SitePlatform;
+    now(): number;
+    newId(): string;
+    /** The homeserver's host permission pattern, which a revoke must not take away. */
+    homeserverPattern(): Promise<string | null>;
+  }) {}
+
+  list(): Promise<SiteGrant[]> {
+    return this.deps.vault.getSites();
+  }
+
+  async grantOf(origin: string): Promise<SiteGrant | null> {
+    return (await this.deps.vault.getSites()).find((g) => g.origin === origin) ?? null;
+  }
+
+  /**
+   * Allows a site (from the popup, after the browser granted its host permission in the click):
+   * stores the grant, registers the scripts and injects them into the site's open tabs at once.
+   */
+  async grant(origin: string, scopes: Scope[]): Promise<{ grant: SiteGrant; injected: number }> {
+    if (!(await this.deps.platform.hasPermission(origin))) {
+      throw new AppError('bad-request', `The browser has not given the extension access to ${origin}; allow it in the prompt the popup opens.`);
+    }
+    const now = this.deps.now();
+    const sites = await this.deps.vault.updateSites((list) => {
+      const current = list.find((g) => g.origin === origin);
+      const next: SiteGrant = { origin, scopes: SCOPES.filter((s) => scopes.includes(s)), grantedAt: current?.grantedAt ?? now };
+      return [...list.filter((g) => g.origin !== origin), next];
+    });
+    const grant = sites.find((g) => g.origin === origin)!;
+    await this.deps.platform.register(origin);
+    const injected = await this.deps.platform.injectOpenTabs(origin);
+    return { grant, injected };
+  }
+
+  /** Takes a site's grant away: refused at once (the grant is gone first), then the tabs are told. */
+  async revoke(origin: string): Promise<boolean> {
+    let found = false;
+    const remaining = await this.deps.vault.updateSites((list) => {
+      found = list.some((g) => g.origin === origin);
+      return list.filter((g) => g.origin !== origin);
+    });
+    for (const waiting of [...this.#waiting.values()]) if (waiting.origin === origin) waiting.settle(false);
+    // Told before the permission goes: without it the worker can no longer see the site's tabs.
+    await this.deps.platform.tellTabs(origin, { type: 'page.revoked' } satisfies BridgeNotice);
+    await this.deps.platform.unregister(origin);
+    const homeserver = await this.deps.homeserverPattern();
+    await this.deps.platform.removePermission(origin, (pattern) =>
+      pattern === homeserver || remaining.some((g) => sitePermissionPattern(g.origin) === pattern));
+    return found;
+  }
+
+  /**
+   * Brings the browser in line with the grants (after a start or an update): scripts of sites no
+   * longer granted are unregistered, granted sites whose scripts are missing are registered again,
+   * and grants whose host permission the user took away in the browser's settings are dropped.
+   */
+  async reconcile(): Promise<void> {
+    const grants = await this.deps.vault.getSites();
+    const registered = new Set(await this.deps.platform.registeredOrigins());
+    for (const origin of registered) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
+    for (const grant of grants) {
+      if (!(await this.deps.platform.hasPermission(grant.origin))) await this.revoke(grant.origin);
+      else if (!registered.has(grant.origin)) await this.deps.platform.register(grant.origin);
+    }
+  }
+
+  /** The browser took a host permission away: the grants it carried go too. */
+  async permissionRemoved(patterns: readonly string[]): Promise<void> {
+    for (const grant of await this.deps.vault.getSites()) {
+      if (patterns.includes(sitePermissionPattern(grant.origin))) await this.revoke(grant.origin);
+    }
+  }
+
+  /** Tells every granted site's open tabs its status (after an unlock, a lock, a sign-in or out). */
+  async notifyAll(statusOf: (grant: SiteGrant) => Promise<unknown>): Promise<void> {
+    for (const grant of await this.deps.vault.getSites()) {
+      await this.deps.platform.tellTabs(grant.origin, { type: 'page.status', status: await statusOf(grant) } satisfies BridgeNotice);
+    }
+  }
+
+  /**
+   * Asks the user, in an extension window, to give a site scopes it does not hold. Resolves with the
+   * scopes held afterwards; rejects with ApprovalRefused when the user says no, closes the window or
+   * lets it wait too long. One approval per site at a time.
+   */
+  async requestScopes(origin: string, wanted: Scope[]): Promise<Scope[]> {
+    const grant = await this.grantOf(origin);
+    if (!grant) throw new AppError('bad-request', 'This site is not allowed to use the vault.');
+    const missing = wanted.filter((s) => !grant.scopes.includes(s));
+    if (missing.length === 0) return grant.scopes;
+    if ([...this.#waiting.values()].some((w) => w.origin === origin)) {
+      throw new AppError('rate-limited', 'An approval for this site is already open: answer it first.');
+    }
+    const id = this.deps.newId();
+    const granted = await new Promise<boolean>((resolve) => {
+      const waiting: Waiting = {
+        id, origin, scopes: missing, windowId: null,
+        timer: setTimeout(() => waiting.settle(false), APPROVAL_TIMEOUT_MS),
+        settle: (answer) => {
+          if (!this.#waiting.delete(id)) return;
+          clearTimeout(waiting.timer);
+          if (waiting.windowId !== null) void this.deps.platform.closeWindow(waiting.windowId).catch(() => undefined);
+          resolve(answer);
+        },
+      };
+      this.#waiting.set(id, waiting);
+      this.deps.platform.openWindow(`approve.html#${encodeURIComponent(id)}`).then(
+        (windowId) => {
+          if (this.#waiting.has(id)) waiting.windowId = windowId;
+          else if (windowId !== null) void this.deps.platform.closeWindow(windowId).catch(() => undefined);
+        },
+        () => waiting.settle(false),
+      );
+    });
+    if (!granted) throw new ApprovalRefused('The user did not allow this.');
+    const sites = await this.deps.vault.updateSites((list) => list.map((g) =>
+      g.origin === origin ? { ...g, scopes: SCOPES.filter((s) => g.scopes.includes(s) || missing.includes(s)) } : g));
+    const after = sites.find((g) => g.origin === origin);
+    // Revoked while the window was open: nothing is granted.
+    if (!after) throw new ApprovalRefused('This site was disallowed meanwhile.');
+    return after.scopes;
+  }
+
+  /** What the approval window shows. */
+  approval(id: string): PendingApproval | null {
+    const w = this.#waiting.get(id);
+    return w ? { id: w.id, origin: w.origin, scopes: w.scopes } : null;
+  }
+
+  answer(id: string, allow: boolean): boolean {
+    const w = this.#waiting.get(id);
+    if (!w) return false;
+    w.settle(allow);
+    return true;
+  }
+
+  /** A window was closed: an approval it showed counts as refused. */
+  windowClosed(windowId: number): void {
+    for (const w of [...this.#waiting.values()]) if (w.windowId === windowId) w.settle(false);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The popup's "Sites" section: allow the current tab's site to use the page API (with its scopes
+ * spelled out), and the list of allowed sites, each revocable. Allowing asks the browser for that
+ * site's host permission in the click itself (a prompt needs a user gesture), then the worker
+ * stores the grant, registers the page API for the site and connects its open tabs.
+ */
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { request } from '../platform/messaging.ts';
+import { currentTabUrl, requestSiteAccess } from '../platform/permissions.ts';
+import { parseSiteOrigin, sitePermissionPattern } from '../platform/sites.ts';
+import type { SiteSummary } from '../shared/messages.ts';
+import { SCOPES, type Scope } from '../shared/page-api.ts';
+import { siteTexts } from './texts.ts';
+import { Alert, ErrorText, useAction } from './ui.tsx';
+
+/**
+ * The site the popup was opened on. Opened from the toolbar, that is the active tab (activeTab lets
+ * the popup read its address); opened as a page (tests, or a link with `?site=`), the parameter.
+ */
+async function currentSite(): Promise<string | null> {
+  const fromTab = await currentTabUrl().catch(() => null);
+  const tabSite = fromTab ? parseSiteOrigin(fromTab) : null;
+  if (tabSite) return tabSite;
+  const param = new URLSearchParams(location.search).get('site');
+  return param ? parseSiteOrigin(param) : null;
+}
+
+export function Sites() {
+  const [sites, setSites] = useState<SiteSummary[] | null>(null);
+  const [site, setSite] = useState<string | null | undefined>(undefined);
+  const [note, setNote] = useState<{ text: string; tone: 'ok' | 'warning' } | null>(null);
+  const [listError, setListError] = useState<unknown>(null);
+
+  const reload = useCallback(async () => {
+    try {
+      setSites(await request({ type: 'sites.list' }));
+      setListError(null);
+    } catch (error) {
+      setListError(error);
+    }
+  }, []);
+
+  useEffect(() => {
+    void reload();
+    void currentSite().then(setSite);
+  }, [reload]);
+
+  const current = site ? sites?.find((s) => s.origin === site) : undefined;
+  return (
+    <section class="sites" data-testid="sites">
+      <h2>{siteTexts.heading}</h2>
+      {site && sites && !current && <AllowSite site={site} onDone={(text) => { setNote({ text, tone: 'ok' }); void reload(); }} />}
+      {site === null && <p class="muted small">{siteTexts.notASite}</p>}
+      {note && <Alert tone={note.tone}><span data-testid="site-note">{note.text}</span></Alert>}
+      {listError !== null && <ErrorText error={listError} />}
+      {sites && sites.length === 0 && <p class="muted small">{siteTexts.none}</p>}
+      {sites && sites.length > 0 && (
+        <ul class="site-list">
+          {sites.map((s) => (
+            <SiteRow key={s.origin} site={s} current={s.origin === site}
+              onRevoked={() => { setNote({ text: siteTexts.revoked(s.origin), tone: 'ok' }); void reload(); }} />
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => void }) {
+  const [scopes, setScopes] = useState<Scope[]>([...SCOPES]);
+  const [declined, setDeclined] = useState(false);
+  const { busy, error, start } = useAction(async () => {
+    setDeclined(false);
+    const { injected } = await request({ type: 'sites.allow', origin: site, scopes });
+    onDone(siteTexts.allowed(site, injected));
+  });
+  return (
+    <form data-testid="allow-site" data-site={site} onSubmit={(e) => {
+      e.preventDefault();
+      if (scopes.length === 0) return;
+      // In the click itself: the browser asks the user only during a user gesture.
+      requestSiteAccess(sitePermissionPattern(site)).then(
+        (granted) => (granted ? start() : setDeclined(true)),
+        () => setDeclined(true),
+      );
+    }}>
+      <p>{siteTexts.allowIntro(site)}</p>
+      {SCOPES.map((scope) => (
+        <label class="check" key={scope}>
+          <input type="checkbox" name={`scope-${scope}`} checked={scopes.includes(scope)}
+            onChange={(e) => setScopes(e.currentTarget.checked ? SCOPES.filter((s) => s === scope || scopes.includes(s)) : scopes.filter((s) => s !== scope))} />
+          {siteTexts.scopeNames[scope]}
+        </label>
+      ))}
+      {scopes.length === 0 && <p class="muted small" role="status">{siteTexts.chooseScope}</p>}
+      <button type="submit" disabled={busy || scopes.length === 0}>{siteTexts.allow}</button>
+      <p class="muted small">{siteTexts.allowNote}</p>
+      {declined && <p class="muted small" role="status" data-testid="site-declined">{siteTexts.declined}</p>}
+      {error !== null && <ErrorText error={error} />}
+    </form>
+  );
+}
+
+function SiteRow({ site, current, onRevoked }: { site: SiteSummary; current: boolean; onRevoked: () => void }) {
+  const { busy, error, start } = useAction(async () => {
+    await request({ type: 'sites.revoke', origin: site.origin });
+    onRevoked();
+  });
+  return (
+    <li data-testid="site" data-origin={site.origin} data-scopes={site.scopes.join(' ')} data-current={current}>
+      <strong>{site.origin}</strong>
+      <div class="muted small">{siteTexts.may(site.scopes)}</div>
+      <button type="button" class="link" disabled={busy} onClick={() => start()}>{siteTexts.revoke}</button>
+      {error !== null && <ErrorText error={error} />}
+    </li>
+  );
+}
