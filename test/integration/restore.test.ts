@@ -323,7 +323,7 @@ describe('restore', () => {
     await expect(moveEarlierSessions(b.vault, b.client, b.userId, second.recoveryKey, first.publicKey)).rejects.toMatchObject({ kind: 'wrong-key' });
     // Through the worker's router, wrong keys are rate-limited as unlocking is.
     const services = createServices(b.vault, {
-    sitePlatform: memorySitePlatform(),
+      sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: b.store, keepAlive: async () => {}, report: () => {},
       worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
     });

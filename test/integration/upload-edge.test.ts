@@ -191,7 +191,7 @@ describe('the worker\'s requests, through its router', () => {
   beforeAll(async () => {
     vault = await freshVault();
     services = createServices(vault, {
-    sitePlatform: memorySitePlatform(),
+      sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: (e) => { throw e; },
       worker: () => ({ product: 'Matrix Key Vault', version: 'test', bootId: 'b', startedAt: 0 }),
     });

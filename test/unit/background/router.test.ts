@@ -51,7 +51,7 @@ describe('requests', () => {
   it('answers bad or refused requests with typed errors, never a throw', async () => {
     const vault = await Vault.open(`router-${Date.now()}`);
     const services = createServices(vault, {
-    sitePlatform: memorySitePlatform(),
+      sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: () => {},
       worker: () => ({ product: 'Matrix Key Vault', version: '0', bootId: 'b', startedAt: 0 }),
     });

@@ -115,7 +115,7 @@ describe('a full disk', () => {
     await vault.setPin({ userId: '@u:x', version: '1', publicKey, epoch: 1, source: 'created', pinnedAt: 0 });
     await route(services(vault), { type: 'sessions.import', sessions: sessions.slice(0, 20) });
     const s = createServices(vault, {
-    sitePlatform: memorySitePlatform(),
+      sitePlatform: memorySitePlatform(),
       scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {},
       report: () => {}, worker: () => ({ product: 'Matrix Key Vault', version: 't', bootId: 'b', startedAt: 0 }),
     });

@@ -1,0 +1,231 @@
+/**
+ * The page API's tier in the worker: who counts as a page caller (from browser-shaped senders), what
+ * each grant lets an origin do, and the refusals — with the vault on fake-indexeddb and the browser's
+ * site operations in memory. The end-to-end tests run the same paths through real content scripts.
+ */
+import 'fake-indexeddb/auto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { backupPublicKey, encodeBase64 } from '../../../src/core/index.ts';
+import { OriginLimiter, pageSender, routePage, type PageResult } from '../../../src/background/page-api.ts';
+import { route } from '../../../src/background/router.ts';
+import { createServices, type Services } from '../../../src/background/services.ts';
+import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
+import { Vault } from '../../../src/platform/vault.ts';
+import { ErrorCode, MAX_SESSIONS_PER_PAGE_REQUEST } from '../../../src/shared/page-api.ts';
+import { memorySitePlatform } from '../../harness/memory-sites.ts';
+import { peerSessions, randomKey } from '../../harness/upload-rig.ts';
+
+const ID = 'abcdefghijklmnopabcdefghijklmnop';
+const EXT = `chrome-extension://${ID}/`;
+const SITE = 'https://app.example.org';
+const USER = '@u:example.org';
+
+describe('page senders', () => {
+  const tab = { id: 7 } as never;
+  it('takes our content script in a tab\'s top frame, with the browser\'s origin', () => {
+    expect(pageSender({ id: ID, url: `${SITE}/#/room`, tab, frameId: 0, origin: SITE } as never, ID, EXT)).toEqual({ origin: SITE, tabId: 7 });
+    expect(pageSender({ id: ID, url: 'http://127.0.0.1:8080/x', tab, frameId: 0 }, ID, EXT)).toEqual({ origin: 'http://127.0.0.1:8080', tabId: 7 });
+  });
+
+  it('refuses frames, other extensions, extension pages, opaque and mismatched origins', () => {
+    expect(pageSender({ id: ID, url: `${SITE}/`, tab, frameId: 3, origin: SITE } as never, ID, EXT)).toBeNull();
+    expect(pageSender({ id: 'otherextensionidotherextensionid', url: `${SITE}/`, tab, frameId: 0 }, ID, EXT)).toBeNull();
+    expect(pageSender({ id: ID, url: `${SITE}/`, frameId: 0 }, ID, EXT)).toBeNull(); // no tab
+    expect(pageSender({ id: ID, url: `${EXT}popup.html`, tab, frameId: 0 }, ID, EXT)).toBeNull();
+    expect(pageSender({ id: ID, url: `${SITE}/`, tab, frameId: 0, origin: 'null' } as never, ID, EXT)).toBeNull();
+    expect(pageSender({ id: ID, url: 'https://evil.example/', tab, frameId: 0, origin: SITE } as never, ID, EXT)).toBeNull();
+    expect(pageSender({ id: ID, url: 'file:///etc/passwd', tab, frameId: 0 }, ID, EXT)).toBeNull();
+  });
+});
+
+describe('page requests', () => {
+  let vault: Vault;
+  let services: Services;
+  let platform: ReturnType<typeof memorySitePlatform>;
+  const opened: Vault[] = [];
+  afterEach(() => { for (const v of opened.splice(0)) v.close(); });
+
+  async function setUp(options: { unlocked?: boolean } = {}): Promise<{ limiter: OriginLimiter; call: (origin: string, request: unknown) => Promise<PageResult> }> {
+    vault = await Vault.open(`page-api-${Math.random()}`);
+    opened.push(vault);
+    platform = memorySitePlatform([SITE, 'http://127.0.0.1:8080']);
+    const unlockStore = memoryUnlockStore();
+    services = createServices(vault, {
+      sitePlatform: platform,
+      scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore, keepAlive: async () => {}, report: () => {},
+      worker: () => ({ product: 'Matrix Key Vault', version: '0', bootId: 'b', startedAt: 0 }),
+    });
+    await vault.connectAccount({ homeserverUrl: 'https://matrix.example.org', userId: USER, deviceId: 'D', accessToken: { iv: new Uint8Array(12), ciphertext: new Uint8Array(16) }, ownsDevice: true, connectedAt: 0 });
+    const privateKey = randomKey();
+    const publicKey = await backupPublicKey(privateKey);
+    await vault.setPin({ userId: USER, version: '1', publicKey, epoch: 1, source: 'created', pinnedAt: 0 });
+    if (options.unlocked) await unlockStore.set({ userId: USER, version: '1', publicKey, privateKey: encodeBase64(privateKey), via: 'recovery-key', at: 0 });
+    const limiter = new OriginLimiter();
+    return { limiter, call: (origin, request) => routePage(services, limiter, { origin, tabId: 1 }, request) };
+  }
+
+  const callOf = (method: string, params?: unknown) => ({ type: 'page.call', method, ...(params !== undefined ? { params } : {}) });
+
+  it('answers an origin without a grant with 4100 whatever it asks, and changes nothing', async () => {
+    const { call } = await setUp({ unlocked: true });
+    const [session] = await peerSessions(1, 1);
+    for (const request of [{ type: 'page.hello' }, callOf('vault_status'), callOf('vault_getRoomKeys', { sessions: [{ roomId: session!.room_id, sessionId: session!.session_id }] }),
+      callOf('vault_backupRoomKeys', { sessions: [session] }), callOf('vault_requestScopes', { scopes: ['read'] })]) {
+      expect(await call(SITE, request)).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    }
+    expect(await vault.countSessions()).toBe(0);
+    expect(platform.windows).toEqual([]);
+  });
+
+  it('keeps a grant to its exact origin: no subdomain, other port or scheme', async () => {
+    const { call } = await setUp({ unlocked: true });
+    expect(await route(services, { type: 'sites.allow', origin: 'http://127.0.0.1:8080', scopes: ['read'] })).toMatchObject({ ok: true });
+    expect(await call('http://127.0.0.1:8080', callOf('vault_status'))).toMatchObject({ ok: true, value: { state: 'unlocked', scopes: ['read'], userId: USER, backup: true } });
+    for (const other of ['http://127.0.0.1:8081', 'https://127.0.0.1:8080', 'http://localhost:8080', 'http://sub.127.0.0.1:8080']) {
+      expect(await call(other, callOf('vault_status'))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    }
+  });
+
+  it('refuses to allow a site the browser has not given access to, or a malformed origin', async () => {
+    await setUp();
+    expect(await route(services, { type: 'sites.allow', origin: 'https://other.example', scopes: ['read'] })).toMatchObject({ ok: false, error: { kind: 'bad-request', message: /has not given the extension access/ } });
+    for (const origin of ['https://app.example.org/path', 'http://app.example.org', 'javascript:alert(1)', 'https://user@app.example.org']) {
+      expect(await route(services, { type: 'sites.allow', origin, scopes: ['read'] })).toMatchObject({ ok: false, error: { kind: 'bad-request' } });
+    }
+    expect(await route(services, { type: 'sites.allow', origin: SITE, scopes: ['write'] as never })).toMatchObject({ ok: false, error: { kind: 'bad-request', message: /Unknown scope/ } });
+    expect(await vault.getSites()).toEqual([]);
+  });
+
+  it('needs the scope for each method, and an unlocked vault to read', async () => {
+    const { call } = await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    const [session] = await peerSessions(1, 1);
+    const ref = { roomId: session!.room_id, sessionId: session!.session_id };
+    expect(await call(SITE, callOf('vault_backupRoomKeys', { sessions: [session] }))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    expect(await vault.countSessions()).toBe(0);
+    expect(await call(SITE, callOf('vault_getRoomKeys', { sessions: [ref] }))).toMatchObject({ ok: false, error: { code: ErrorCode.vaultLocked } });
+  });
+
+  it('serves held sessions in key-export form and says "not found" for the others', async () => {
+    const { call } = await setUp({ unlocked: true });
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read', 'backup'] });
+    const sessions = await peerSessions(3, 2);
+    const handed = await call(SITE, callOf('vault_backupRoomKeys', { sessions: [...sessions, { room_id: '!r:x' }] }));
+    expect(handed).toMatchObject({ ok: true });
+    const results = (handed as { value: { results: Array<{ accepted: boolean; index: number }> } }).value.results;
+    expect(results.map((r) => r.accepted)).toEqual([true, true, true, false]);
+    expect(await vault.countSessions()).toBe(3);
+
+    // Handed over above, so held in the vault (encrypted to the pin) and decrypted with the unlocked key.
+    const answer = await call(SITE, callOf('vault_getRoomKeys', { sessions: sessions.map((s) => ({ roomId: s.room_id, sessionId: s.session_id })) }));
+    expect(answer).toMatchObject({ ok: true });
+    const keys = (answer as { value: { keys: Array<{ found: boolean; key?: Record<string, unknown> }> } }).value.keys;
+    expect(keys.every((k) => k.found)).toBe(true);
+    for (const [i, k] of keys.entries()) {
+      expect(k.key).toMatchObject({ algorithm: 'm.megolm.v1.aes-sha2', room_id: sessions[i]!.room_id, session_id: sessions[i]!.session_id, session_key: sessions[i]!.session_key });
+    }
+  });
+
+  it('refuses unknown methods, extension-page requests, malformed and oversized params', async () => {
+    const { call } = await setUp({ unlocked: true });
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read', 'backup'] });
+    expect(await call(SITE, callOf('vault_dump'))).toMatchObject({ ok: false, error: { code: ErrorCode.unsupportedMethod } });
+    for (const internal of [{ type: 'vault.lock' }, { type: 'sites.allow', origin: SITE, scopes: ['read'] }, { type: 'status.get' }]) {
+      expect(await call(SITE, internal)).toMatchObject({ ok: false, error: { code: ErrorCode.unsupportedMethod } });
+    }
+    const polluted = JSON.parse('{"sessions":[{"roomId":"!r:x","sessionId":"s"}],"__proto__":{"admin":true}}') as unknown;
+    for (const params of [polluted, 'x', [1], { sessions: 'x' }, { sessions: [] }, { sessions: [{ roomId: 'r', sessionId: 's' }] },
+      { sessions: new Array(MAX_SESSIONS_PER_PAGE_REQUEST + 1).fill({ roomId: '!r:x', sessionId: 's' }) }]) {
+      expect(await call(SITE, callOf('vault_getRoomKeys', params))).toMatchObject({ ok: false, error: { code: ErrorCode.invalidParams } });
+    }
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    expect(await call(SITE, callOf('vault_backupRoomKeys', { sessions: new Array(MAX_SESSIONS_PER_PAGE_REQUEST + 1).fill({}) }))).toMatchObject({ ok: false, error: { code: ErrorCode.invalidParams } });
+    expect(await vault.countSessions()).toBe(0);
+  });
+
+  it('throttles a flooding origin without slowing another', async () => {
+    const { call } = await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    await route(services, { type: 'sites.allow', origin: 'http://127.0.0.1:8080', scopes: ['read'] });
+    const flood = await Promise.all(Array.from({ length: 200 }, () => call(SITE, callOf('vault_status'))));
+    const limited = flood.filter((r) => !r.ok && r.error.code === ErrorCode.limitExceeded).length;
+    expect(limited).toBeGreaterThan(100);
+    expect(await call('http://127.0.0.1:8080', callOf('vault_status'))).toMatchObject({ ok: true });
+  });
+
+  it('asks the user for more scopes in a window: allowed, denied, or revoked meanwhile', async () => {
+    const { call } = await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    expect(await call(SITE, callOf('vault_requestScopes', { scopes: ['read'] }))).toEqual({ ok: true, value: { scopes: ['read'] } });
+    expect(platform.windows).toEqual([]); // nothing new asked, no window
+
+    const approved = call(SITE, callOf('vault_requestScopes', { scopes: ['backup'] }));
+    await until(() => platform.windows.length === 1);
+    const id = decodeURIComponent(platform.windows[0]!.split('#')[1]!);
+    expect(await route(services, { type: 'approval.get', id })).toEqual({ ok: true, value: { origin: SITE, scopes: ['backup'] } });
+    // A second request while the window is open is refused, not stacked.
+    expect(await call(SITE, callOf('vault_requestScopes', { scopes: ['backup'] }))).toMatchObject({ ok: false, error: { code: ErrorCode.limitExceeded } });
+    await route(services, { type: 'approval.answer', id, allow: true });
+    expect(await approved).toEqual({ ok: true, value: { scopes: ['read', 'backup'] } });
+    expect((await vault.getSites())[0]!.scopes).toEqual(['read', 'backup']);
+
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    const denied = call(SITE, callOf('vault_requestScopes', { scopes: ['backup'] }));
+    await until(() => platform.windows.length === 2);
+    services.sites.windowClosed(2); // closing the window is a "no"
+    expect(await denied).toMatchObject({ ok: false, error: { code: ErrorCode.userRejected } });
+
+    const revoked = call(SITE, callOf('vault_requestScopes', { scopes: ['backup'] }));
+    await until(() => platform.windows.length === 3);
+    await route(services, { type: 'sites.revoke', origin: SITE });
+    expect(await revoked).toMatchObject({ ok: false, error: { code: ErrorCode.userRejected } });
+    expect(await vault.getSites()).toEqual([]);
+  });
+
+  it('revokes at once: refused, tabs told, scripts and permission gone (but not the homeserver\'s)', async () => {
+    const { call } = await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    await route(services, { type: 'sites.allow', origin: 'http://127.0.0.1:8080', scopes: ['read'] });
+    expect(platform.scripts).toEqual(new Set([SITE, 'http://127.0.0.1:8080']));
+    expect(await route(services, { type: 'sites.revoke', origin: SITE })).toEqual({ ok: true, value: { revoked: true } });
+    expect(await call(SITE, callOf('vault_status'))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    expect(platform.told).toContainEqual({ origin: SITE, message: { type: 'page.revoked' } });
+    expect(platform.scripts).toEqual(new Set(['http://127.0.0.1:8080']));
+    expect(platform.permissions.has('https://app.example.org/*')).toBe(false);
+
+    // The homeserver shares the permission pattern of a site on the same host: it stays.
+    await vault.connectAccount({ homeserverUrl: 'http://127.0.0.1:8008', userId: USER, deviceId: 'D', accessToken: { iv: new Uint8Array(12), ciphertext: new Uint8Array(16) }, ownsDevice: true, connectedAt: 0 });
+    await route(services, { type: 'sites.revoke', origin: 'http://127.0.0.1:8080' });
+    expect(platform.permissions.has('http://127.0.0.1/*')).toBe(true);
+    expect(platform.scripts.size).toBe(0);
+  });
+
+  it('tells allowed sites\' tabs when the vault locks', async () => {
+    await setUp({ unlocked: true });
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    platform.told.length = 0;
+    await route(services, { type: 'vault.lock' });
+    await until(() => platform.told.length > 0);
+    expect(platform.told[0]).toEqual({ origin: SITE, message: { type: 'page.status', status: { state: 'locked', scopes: ['read'], userId: USER, backup: true } } });
+  });
+
+  it('brings scripts in line with the grants, and drops grants whose permission went', async () => {
+    await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    await route(services, { type: 'sites.allow', origin: 'http://127.0.0.1:8080', scopes: ['read'] });
+    platform.scripts.delete(SITE); // lost (e.g. an update)
+    platform.scripts.add('https://stale.example'); // left over
+    platform.permissions.delete('http://127.0.0.1/*'); // the user took it away in the browser
+    await services.sites.reconcile();
+    expect(platform.scripts).toEqual(new Set([SITE]));
+    expect((await vault.getSites()).map((g) => g.origin)).toEqual([SITE]);
+  });
+});
+
+async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
