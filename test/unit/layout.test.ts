@@ -20,6 +20,8 @@ const rules: Array<[RegExp, Rule]> = [
   [/^content\/page\//, { folders: ['shared', 'content/page'], packages: [] }],
   [/^content\//, { folders: ['shared', 'platform/messaging.ts', 'content'], packages: [] }],
   [/^popup\//, { folders: ['core', 'shared', 'platform/messaging.ts', 'platform/permissions.ts', 'popup'], packages: [/^preact(\/|$)/] }],
+  // The client kit runs in web pages beside the app's own matrix-js-sdk: no package at all.
+  [/^client\//, { folders: ['shared', 'client'], packages: [] }],
 ];
 
 function sourceFiles(dir: string): string[] {
