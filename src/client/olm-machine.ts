@@ -32,7 +32,10 @@ export type MachineLookup = { ok: true; machine: KitOlmMachine } | { ok: false; 
 
 const TAIL = 'new sessions are not handed to the vault; fetching keys still works';
 
-/** Reads `crypto.olmMachine` (private) and checks it has what hand-over calls. Never throws. */
+/**
+ * Reads the PRIVATE FIELD `crypto.olmMachine` of matrix-js-sdk's Rust crypto (the only private access
+ * in the kit) and checks it has what hand-over calls. Never throws: hand-over is off if it fails.
+ */
 export function reachOlmMachine(crypto: object): MachineLookup {
   let machine: unknown;
   try {

@@ -6,8 +6,8 @@
  */
 import type { MatrixClient, MatrixEvent, Room } from 'matrix-js-sdk';
 import type { Logger } from 'matrix-js-sdk/lib/logger.js';
-import { ErrorCode, type BackupResult, type PageMethod, type PageVaultStatus, type RoomKeyResult, type SessionRef, type VaultProvider } from '../../../src/shared/page-api.ts';
-import { closePeerMachine, createPeerMachine, createSessions, exportSessions, type ExportedSessionData, type PeerEvent, type PeerSession } from '../../peer/index.ts';
+import { ErrorCode, type BackupResult, type ExportedRoomKey, type PageMethod, type PageVaultStatus, type RoomKeyResult, type SessionRef, type VaultProvider } from '../../../src/shared/page-api.ts';
+import { closePeerMachine, createPeerMachine, createSessions, exportSessions, type PeerEvent, type PeerSession } from '../../peer/index.ts';
 
 // matrix-js-sdk wants Promise.withResolvers (Node 22+); Node 20 runs the tests.
 if (!('withResolvers' in Promise)) {
@@ -89,14 +89,16 @@ export async function deliver(client: MatrixClient, peerEvent: PeerEvent, option
 export interface PeerKeys {
   sessions: PeerSession[];
   events: PeerEvent[];
-  keys: ExportedSessionData[];
+  /** In the key-export shape, with the forwarding chain the peer's type leaves optional. */
+  keys: ExportedRoomKey[];
 }
 
 export async function peerKeys(rooms: number, sessionsPerRoom: number): Promise<PeerKeys> {
   const machine = await createPeerMachine();
   try {
     const { sessions, events } = await createSessions(machine, { rooms, sessionsPerRoom });
-    return { sessions, events, keys: await exportSessions(machine) };
+    const keys = (await exportSessions(machine)).map((key): ExportedRoomKey => ({ ...key, forwarding_curve25519_key_chain: key.forwarding_curve25519_key_chain ?? [] }));
+    return { sessions, events, keys };
   } finally {
     closePeerMachine(machine);
   }
@@ -111,14 +113,14 @@ type Handler = (params: unknown) => unknown;
  */
 export class FakeProvider implements VaultProvider {
   status: PageVaultStatus = { state: 'unlocked', scopes: ['read', 'backup'], userId: USER_ID, backup: true };
-  readonly held = new Map<string, ExportedSessionData>();
+  readonly held = new Map<string, ExportedRoomKey>();
   readonly calls: Array<{ method: string; params: unknown }> = [];
   readonly backedUp: Array<Record<string, unknown>> = [];
   /** Replaces a method's behaviour; return a value or throw `{ code, message }`. */
   readonly override = new Map<string, Handler>();
   readonly #listeners = new Set<(status: PageVaultStatus) => void>();
 
-  hold(keys: readonly ExportedSessionData[]): this {
+  hold(keys: readonly ExportedRoomKey[]): this {
     for (const key of keys) this.held.set(key.session_id, key);
     return this;
   }
@@ -174,7 +176,7 @@ export class FakeProvider implements VaultProvider {
       keys: sessions.map(({ roomId, sessionId }): RoomKeyResult => {
         const key = this.held.get(sessionId);
         return key && key.room_id === roomId
-          ? { roomId, sessionId, found: true, key: structuredClone({ forwarding_curve25519_key_chain: [], ...key }) }
+          ? { roomId, sessionId, found: true, key: structuredClone(key) }
           : { roomId, sessionId, found: false };
       }),
     };
