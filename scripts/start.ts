@@ -12,8 +12,14 @@
  * 4. A second account, `element-user`, as Element leaves an account behind: a key backup written by
  *    Element's crypto and secret storage with a Security Key and a Security Phrase, so unlocking and
  *    restoring can be tried at once. Made once; its Security Key is kept in `.cache/demo` to print.
+ * 5. A third account, `demo-user`, whose encrypted room holds history another device wrote with
+ *    Element's crypto (test/harness/demo-history.ts), with that device's backup and secret storage;
+ *    and the demo web client (demo/, built into dist/demo), served on 127.0.0.1 and opened in a tab:
+ *    it signs in as a new device, which cannot read the history until the key vault gives it the keys.
+ *    Made once; the client's port is kept too, so a site grant given to it survives restarts.
  * It keeps running until Ctrl-C or until the browser is closed. `--check` (or MKV_START_CHECK=1)
- * does all of it headless, checks that the worker answers the popup, prints the summary and exits 0.
+ * does all of it headless, checks that the worker answers the popup and that the demo client loads and
+ * signs in, prints the summary and exits 0.
  * MKV_DEMO_DIR moves `.cache/demo` elsewhere (a test can use a temp dir).
  *
  * The demo password, key-file passphrase, Security Key and Security Phrase are printed on purpose:
@@ -31,7 +37,10 @@ import { loginUser, SYNAPSE_VERSION, startSynapse, type Synapse, type SynapseUse
 import { closePeerMachine, createPeerMachine, createSessions, exportSessions, keyFileFromPeer } from '../test/peer/index.ts';
 import { HomeserverClient } from '../src/platform/homeserver.ts';
 import { createPeerWrittenBackup, writeElementSecretStorage } from '../test/harness/peer-backup.ts';
+import { createDemoHistory } from '../test/harness/demo-history.ts';
+import { serveDirectory, type StaticServer } from '../test/harness/static-server.ts';
 import { buildExtension } from './build.ts';
+import { buildDemo } from './build-demo.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const demoDir = resolve(process.env.MKV_DEMO_DIR ?? join(root, '.cache/demo'));
@@ -41,6 +50,8 @@ const screenshotPath = join(demoDir, 'popup.png');
 const sampleKeysPath = join(demoDir, 'sample-keys.txt');
 const lockPath = join(demoDir, 'start.pid');
 const chromeDist = join(root, 'dist/chrome');
+const demoClientDist = join(root, 'dist/demo');
+const demoClientScreenshotPath = join(demoDir, 'demo-client.png');
 
 const DEMO_USER = 'demo';
 /** An account as Element leaves it: a backup and secret storage, for trying unlock and restore. */
@@ -48,6 +59,14 @@ const ELEMENT_USER = 'element-user';
 const ELEMENT_PHRASE = 'demo security phrase';
 const ELEMENT_SESSIONS = 2000;
 const elementBackupPath = join(demoDir, 'element-user.json');
+/** An account whose encrypted room another device wrote, read by the demo client through the vault. */
+const HISTORY_USER = 'demo-user';
+const HISTORY_PHRASE = 'demo history phrase';
+const HISTORY_EVENTS = 200;
+const HISTORY_EVENTS_PER_SESSION = 5;
+const historyPath = join(demoDir, 'demo-user.json');
+/** The demo client's port, kept so its origin (and a grant the user gave it) survives restarts. */
+const demoClientPath = join(demoDir, 'demo-client.json');
 const DEMO_PASSWORD = 'demo-password';
 const SAMPLE_PASSPHRASE = 'demo-passphrase';
 /** Rooms × sessions in the sample key file: a few hundred, like a modest real export. */
@@ -58,7 +77,7 @@ const SAMPLE_ROUNDS = 500_000;
 
 export type StartErrorKind =
   | 'usage' | 'chromium-missing' | 'python-missing' | 'already-running' | 'synapse' | 'build'
-  | 'demo-account' | 'discovery' | 'sample-keys' | 'element-backup' | 'browser' | 'worker';
+  | 'demo-account' | 'discovery' | 'sample-keys' | 'element-backup' | 'demo-history' | 'demo-client' | 'browser' | 'worker';
 
 export class StartError extends Error {
   override readonly name = 'StartError';
@@ -257,6 +276,85 @@ async function ensureElementBackup(synapse: Synapse): Promise<ElementBackup & { 
 }
 
 // ---------------------------------------------------------------------------------------------
+// The account with encrypted history, and the demo client that reads it
+
+interface DemoHistoryRecord {
+  userId: string;
+  roomId: string;
+  backupVersion: string;
+  securityKey: string;
+  events: number;
+  sessions: number;
+}
+
+/**
+ * Registered once; another device (Element's crypto) writes its room's history, backs up the room's
+ * sessions and sets up secret storage. Kept in demo-user.json, whose loss (with the account still
+ * there) means the Security Key cannot be printed any more: it says to delete the dir.
+ */
+async function ensureDemoHistory(synapse: Synapse): Promise<DemoHistoryRecord & { created: boolean }> {
+  if (existsSync(historyPath)) return { ...(JSON.parse(readFileSync(historyPath, 'utf8')) as DemoHistoryRecord), created: false };
+  let user: SynapseUser;
+  try {
+    user = await synapse.registerUser(HISTORY_USER, DEMO_PASSWORD);
+  } catch (e) {
+    throw new StartError('demo-history', `could not register ${HISTORY_USER} (${(e as Error).message}); delete ${shown(demoDir)} to start over.`, { cause: e });
+  }
+  await logout(synapse, user);
+  const history = await createDemoHistory(synapse, {
+    localpart: HISTORY_USER, password: DEMO_PASSWORD, events: HISTORY_EVENTS, eventsPerSession: HISTORY_EVENTS_PER_SESSION,
+    passphrase: HISTORY_PHRASE, passphraseIterations: 500_000, roomName: 'Encrypted history',
+  }).catch((e: unknown) => {
+    throw new StartError('demo-history', `could not write ${HISTORY_USER}'s encrypted history: ${(e as Error).message}`, { cause: e });
+  });
+  const made: DemoHistoryRecord = {
+    userId: history.userId, roomId: history.roomId, backupVersion: history.backupVersion, securityKey: history.recoveryKey,
+    events: history.eventIds.length, sessions: history.sessionIds.length,
+  };
+  writeFileSync(`${historyPath}.tmp`, JSON.stringify(made));
+  renameSync(`${historyPath}.tmp`, historyPath);
+  return { ...made, created: true };
+}
+
+/** Serves dist/demo on the port of earlier runs when it is free (else a new one, said so). */
+async function serveDemoClient(): Promise<StaticServer & { portChanged: boolean }> {
+  let kept: number | undefined;
+  try { kept = (JSON.parse(readFileSync(demoClientPath, 'utf8')) as { port?: number }).port; } catch { /* first run */ }
+  let server: StaticServer | undefined;
+  if (kept) server = await serveDirectory(demoClientDist, { port: kept }).catch(() => undefined);
+  server ??= await serveDirectory(demoClientDist).catch((e: unknown) => {
+    throw new StartError('demo-client', `could not serve the demo client: ${(e as Error).message}`, { cause: e });
+  });
+  if (server.port !== kept) writeFileSync(demoClientPath, JSON.stringify({ port: server.port }));
+  return { ...server, portChanged: kept !== undefined && server.port !== kept };
+}
+
+/** The demo client's address, signed in as demo-user at once, using the vault as soon as the site may. */
+function demoClientUrl(web: StaticServer, synapse: Synapse): string {
+  const params = new URLSearchParams({ hs: synapse.baseUrl, user: HISTORY_USER, password: DEMO_PASSWORD, autologin: '1', vault: 'auto' });
+  return `${web.url}/?${params}`;
+}
+
+/** Opens the demo client in a tab and waits until it signed in and loaded the whole history. */
+async function openDemoClient(context: BrowserContext, url: string, expectedEvents: number): Promise<{ page: Page; status: string; counter: string }> {
+  const page = await context.newPage();
+  try {
+    await page.goto(url);
+    await page.locator('[data-testid="timeline"][data-loaded="true"]').waitFor({ timeout: 60_000 });
+    const total = Number(await page.getByTestId('decrypted-count').getAttribute('data-total'));
+    if (total < expectedEvents) throw new Error(`it shows ${total} encrypted events, expected at least ${expectedEvents}`);
+  } catch (e) {
+    const status = await page.getByTestId('status').textContent().catch(() => null);
+    throw new StartError('demo-client', `the demo client did not sign in and load its history: ${(e as Error).message}${status ? ` (it says: "${status.trim()}")` : ''}`, { cause: e });
+  }
+  return {
+    page,
+    status: (await page.getByTestId('status').textContent() ?? '').trim(),
+    counter: (await page.getByTestId('decrypted-count').textContent() ?? '').trim(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Chromium
 
 interface Display { headless: boolean; why: string }
@@ -326,7 +424,10 @@ function describeState(status: VaultStatus): string {
   return `${signedIn}; no backup yet`;
 }
 
-function printSummary(o: { synapse: Synapse; userId: string; display: Display; status: VaultStatus; sessions: number; element: ElementBackup; check: boolean }): void {
+function printSummary(o: {
+  synapse: Synapse; userId: string; display: Display; status: VaultStatus; sessions: number; element: ElementBackup;
+  history: DemoHistoryRecord; demoUrl: string; portChanged: boolean; check: boolean;
+}): void {
   const rule = '─'.repeat(76);
   say();
   say(rule);
@@ -365,6 +466,20 @@ function printSummary(o: { synapse: Synapse; userId: string; display: Display; s
   say(`   Type either into "Recovery key", press Unlock, then Restore: ${o.element.sessions} keys of backup`);
   say(`   version ${o.element.version} come into the vault; "Export keys to a file…" writes them as an Element key file.`);
   say();
+  say(` Read encrypted history with the vault: the demo web client${o.display.headless ? '' : ' (open in a tab)'}`);
+  say(`   ${o.demoUrl}`);
+  say(`   signs in as ${HISTORY_USER} (${o.history.userId}) as a new device; its room's ${o.history.events} messages, written by`);
+  say(`   another device (${o.history.sessions} sessions), show "Unable to decrypt" until the vault has their keys:`);
+  say(`   1. Popup: sign in as ${HISTORY_USER}, password ${DEMO_PASSWORD} (sign out first if signed in as another account).`);
+  say(`   2. Type the Security Key into "Recovery key", press Unlock, then Restore (${o.history.sessions} keys of backup version ${o.history.backupVersion}):`);
+  say(`        Security Key  ${o.history.securityKey}`);
+  say(`        or phrase     ${HISTORY_PHRASE}`);
+  say('   3. In the demo client\'s tab, open the popup and press "Allow this site to use your keys" (read keys and');
+  say('      back up new keys). The page finds the vault by itself and its messages decrypt; a message you send');
+  say('      there starts a new session, which the page hands to the vault for its backup.');
+  if (o.portChanged) say('   (Its port changed since the last run, so the site must be allowed again.)');
+  if (o.display.headless) say(`   Screenshot of the demo client: ${shown(demoClientScreenshotPath)}`);
+  say();
   say(` Homeserver  ${o.synapse.baseUrl}  (Synapse ${SYNAPSE_VERSION}, log: ${shown(o.synapse.logPath)})`);
   say(o.check ? ' --check: everything above was started and checked; stopping now.'
     : o.display.headless ? ' Stop with Ctrl-C.' : ' Stop with Ctrl-C, or close the browser window.');
@@ -384,6 +499,7 @@ async function main(argv: readonly string[]): Promise<void> {
   takeLock();
 
   let synapse: Synapse | undefined;
+  let demoWeb: StaticServer | undefined;
   let context: BrowserContext | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: string, exitCode: number): Promise<void> => {
@@ -391,9 +507,10 @@ async function main(argv: readonly string[]): Promise<void> {
       say(`\nStopping (${why})…`);
       const t = Date.now();
       await context?.close().catch(() => undefined); // already gone when the person closed it
+      await demoWeb?.close();
       await synapse?.stop();
       releaseLock();
-      say(`Stopped Chromium and Synapse in ${seconds(t)}.`);
+      say(`Stopped Chromium, the demo client's server and Synapse in ${seconds(t)}.`);
       process.exit(exitCode);
     })();
     return stopping;
@@ -412,13 +529,17 @@ async function main(argv: readonly string[]): Promise<void> {
   try {
     // Synapse (Python) and the build (Vite) use different cores; start both at once, and let both
     // finish before acting on a failure, so a Synapse still starting is never left behind.
-    const [server, build] = await Promise.allSettled([
+    const [server, build, demoBuild] = await Promise.allSettled([
       step('Synapse', async () => (synapse = await startDemoSynapse()), (s) => `up at ${s.baseUrl}`),
       step('extension built', () => buildExtension().catch((e: unknown) => {
         throw new StartError('build', `the extension did not build: ${(e as Error).message}`, { cause: e });
       }), () => `${shown(chromeDist)} and dist/firefox`),
+      step('demo client built', () => buildDemo().catch((e: unknown) => {
+        throw new StartError('build', `the demo client did not build: ${(e as Error).message}`, { cause: e });
+      }), () => shown(demoClientDist)),
     ]);
     if (build.status === 'rejected') throw build.reason;
+    if (demoBuild.status === 'rejected') throw demoBuild.reason;
     if (server.status === 'rejected') throw server.reason;
     const running = server.value;
     const account = await step('demo account', () => ensureDemoAccount(running), (a) => `${a.userId} ${a.created ? 'registered' : 'already there'}; password checked`);
@@ -427,6 +548,10 @@ async function main(argv: readonly string[]): Promise<void> {
       (s) => `${shown(sampleKeysPath)}, ${s.sessions} sessions, ${s.written ? 'written now' : 'kept from an earlier run'}`);
     const element = await step('element-user backup', () => ensureElementBackup(running),
       (b) => `${b.userId}, backup version ${b.version} with ${b.sessions} keys and secret storage, ${b.created ? 'made now' : 'kept from an earlier run'}`);
+    const history = await step('demo-user history', () => ensureDemoHistory(running),
+      (h) => `${h.userId}, ${h.events} encrypted messages in ${h.sessions} sessions written by another device, backup version ${h.backupVersion} and secret storage, ${h.created ? 'made now' : 'kept from an earlier run'}`);
+    const web = await step('demo client served', async () => (demoWeb = await serveDemoClient()), (w) => `${w.url}${w.portChanged ? ' (a new port: the one of the last run is taken)' : ''}`);
+    const demoUrl = demoClientUrl(web, running);
 
     const display = chooseDisplay(check);
     const launched = await step('Chromium', () => launchChromium(executablePath, display),
@@ -436,9 +561,13 @@ async function main(argv: readonly string[]): Promise<void> {
     context.on('close', () => void stop('the browser was closed', 0));
     const popup = await step('worker', () => openPopup(launched.context, launched.extensionId), (p) => `answered the popup page: "${p.rendered}"`);
     if (display.headless) await step('screenshot', () => popup.page.locator('body').screenshot({ path: screenshotPath }), () => shown(screenshotPath));
+    const demoClient = await step('demo client', () => openDemoClient(launched.context, demoUrl, history.events),
+      (d) => `opened in a tab: "${d.status}", ${d.counter}`);
+    if (display.headless) await step('screenshot of the demo client', () => demoClient.page.screenshot({ path: demoClientScreenshotPath }), () => shown(demoClientScreenshotPath));
+    else await popup.page.bringToFront();
 
     say(`  ready in ${seconds(started)}`);
-    printSummary({ synapse: running, userId: account.userId, display, status: popup.status, sessions: sample.sessions, element, check });
+    printSummary({ synapse: running, userId: account.userId, display, status: popup.status, sessions: sample.sessions, element, history, demoUrl, portChanged: web.portChanged, check });
     if (check) await stop('--check done', 0);
   } catch (e) {
     report(e);
