@@ -496,3 +496,43 @@ export async function terminateBackground(rdp: RdpConnection, addonId: string, t
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Web pages (the page API's sites)
+
+/**
+ * Opens a web page (any absolute URL) in a new tab, as `tabs.create` from the extension page
+ * `opener` does, and returns a handle that evaluates code in the page's own world, as the page's
+ * scripts would run it.
+ */
+export async function openWebTab(rdp: RdpConnection, opener: ExtensionPage, url: string, timeoutMs = 30_000): Promise<ExtensionPage> {
+  const before = await tabActors(rdp);
+  await opener.evaluateAsync(`browser.tabs.create({ url: ${JSON.stringify(url)} }).then(() => null)`);
+  return waitForNewTab(rdp, before, (u) => u === url, timeoutMs);
+}
+
+/**
+ * Reloads the page's tab (`location.reload()`, as a person pressing F5) and resolves once the new
+ * document has loaded, with a handle to it. The old document is marked first, so the wait cannot be
+ * satisfied by the page that is going away.
+ */
+export async function reloadTab(rdp: RdpConnection, page: ExtensionPage, timeoutMs = 30_000): Promise<ExtensionPage> {
+  const mark = `__mkvReload${Date.now()}`;
+  await page.evaluate(`window.${mark} = true, setTimeout(() => location.reload(), 50), null`);
+  const deadline = Date.now() + timeoutMs;
+  let fresh: ExtensionPage | undefined;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    // The tab's target follows its document within a process; a new one is fetched only after a failure.
+    if (!fresh) {
+      const frame = (await rdp.request(page.tab, 'getTarget')).frame as FrameTarget | undefined;
+      if (frame) fresh = pageHandle(rdp, frame, page.tab);
+    }
+    if (fresh) {
+      // A document torn down mid-evaluation throws; the next round asks the new one.
+      const loaded = await fresh.evaluate(`window.${mark} === undefined && document.readyState === 'complete'`).catch(() => { fresh = undefined; return false; });
+      if (loaded === true) return fresh!;
+    }
+    if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `the tab of ${page.url} did not reload within ${timeoutMs / 1000} s`);
+  }
+}
