@@ -89,21 +89,26 @@ class KeyVaultAttachment implements Attachment {
       cooldownMs: options.notFoundRetryMs ?? 10 * 60_000,
       maxRetryMs,
     });
+    let handOver: HandOver | null = null;
+    let handOverOff = parts.machine.ok ? null : parts.machine.message;
     if (parts.machine.ok) {
-      this.#handOverOff = null;
-      this.#handOver = new HandOver({
-        machine: parts.machine.machine,
-        backupRoomKeys: (sessions) => vault.backupRoomKeys(sessions),
-        stats: this.#stats,
-        report,
-        fromVault,
-        delayMs: options.handOverDelayMs ?? 1500,
-        maxRetryMs,
-      });
-    } else {
-      this.#handOverOff = parts.machine.message;
-      this.#handOver = null;
+      try {
+        handOver = new HandOver({
+          machine: parts.machine.machine,
+          backupRoomKeys: (sessions) => vault.backupRoomKeys(sessions),
+          stats: this.#stats,
+          report,
+          fromVault,
+          delayMs: options.handOverDelayMs ?? 1500,
+          maxRetryMs,
+        });
+      } catch (error) {
+        // A closed machine (the client was stopped) refuses the registration.
+        handOverOff = `registering for new sessions on getCrypto().olmMachine failed (${String(error)}): new sessions are not handed to the vault`;
+      }
     }
+    this.#handOver = handOver;
+    this.#handOverOff = handOverOff;
 
     this.#onDecrypted = (event) => {
       try {
@@ -160,7 +165,13 @@ class KeyVaultAttachment implements Attachment {
   /** Opens or closes each direction from the vault's status. */
   #apply(status: PageVaultStatus): void {
     if (this.#detached) return;
-    const clientUser = this.#parts.getUserId();
+    let clientUser: string | null;
+    try {
+      clientUser = this.#parts.getUserId();
+    } catch (error) {
+      this.#report(error); // and go on as if the client did not know: the vault's account is not checked
+      clientUser = null;
+    }
     const otherAccount = status.userId !== null && clientUser !== null && status.userId !== clientUser
       ? `the vault holds ${status.userId}'s keys, this client is ${clientUser}`
       : null;

@@ -8,7 +8,7 @@ import { attachKeyVault, ClientShapeError } from '../../../src/client/attach.ts'
 import { checkClient } from '../../../src/client/client-shape.ts';
 import { reachOlmMachine } from '../../../src/client/olm-machine.ts';
 import { KeyVault } from '../../../src/client/vault.ts';
-import { announcement, createTestClient, FakeProvider, sdk } from './harness.ts';
+import { announcement, createTestClient, FakeProvider, sdk, sleep } from './harness.ts';
 
 let client: MatrixClient;
 beforeAll(async () => { client = await createTestClient(); });
@@ -71,6 +71,18 @@ describe('checkClient', () => {
     expect(check.ok).toBe(true);
     if (check.ok) check.parts.off('Event.decrypted', noop);
     expect(calls).toEqual(['Event.decrypted']);
+  });
+
+  it('attaches a client whose getUserId() or room-key registration throws, reporting both', async () => {
+    const errors: Error[] = [];
+    const closedMachine = { ...machine, registerRoomKeyUpdatedCallback: () => { throw new Error('null pointer passed to rust'); } };
+    const odd = fake({ getUserId: () => { throw new Error('logged out'); } }, { importRoomKeys, olmMachine: closedMachine });
+    const attachment = attachKeyVault(odd, new KeyVault(announcement(new FakeProvider())), { onError: (e) => errors.push(e) });
+    expect(attachment.handOver).toEqual({ off: expect.stringMatching(/^registering for new sessions on getCrypto\(\).olmMachine failed \(Error: null pointer/) });
+    await sleep(20);
+    expect(errors.map((e) => e.message)).toEqual(['logged out']);
+    expect(attachment.fetching).toBe('on');
+    attachment.detach();
   });
 
   it('throws ClientShapeError from attachKeyVault with the same message', () => {
