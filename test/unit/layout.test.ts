@@ -19,7 +19,7 @@ const rules: Array<[RegExp, Rule]> = [
   // The page-world script runs with the page's privileges: no extension APIs, no polyfill.
   [/^content\/page\//, { folders: ['shared', 'content/page'], packages: [] }],
   [/^content\//, { folders: ['shared', 'platform/messaging.ts', 'content'], packages: [] }],
-  [/^popup\//, { folders: ['core', 'shared', 'platform/messaging.ts', 'platform/permissions.ts', 'popup'], packages: [/^preact(\/|$)/] }],
+  [/^popup\//, { folders: ['core', 'shared', 'platform/messaging.ts', 'platform/permissions.ts', 'platform/sites.ts', 'popup'], packages: [/^preact(\/|$)/] }],
   // The client kit runs in web pages beside the app's own matrix-js-sdk: no package at all.
   [/^client\//, { folders: ['shared', 'client'], packages: [] }],
 ];
