@@ -8,6 +8,8 @@ import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } 
 import { join, resolve } from 'node:path';
 import { build, type Plugin } from 'vite';
 import { contentScriptBuild, mainBuild } from '../vite.config.ts';
+import { buildClientKit } from './build-client.ts';
+import { buildDemo } from './build-demo.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const dist = join(root, 'dist');
@@ -82,4 +84,9 @@ export async function buildExtension(out = dist): Promise<void> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await buildExtension();
+  // The client kit for web-client developers (dist/client) and the demo web client (dist/demo).
+  const started = Date.now();
+  await buildClientKit();
+  await buildDemo();
+  console.log(`built dist/client and dist/demo in ${Date.now() - started} ms`);
 }
