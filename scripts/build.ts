@@ -74,6 +74,8 @@ export async function buildExtension(out = dist): Promise<void> {
   // The page API: the page-world script and the bridge, each one classic script (src/content).
   await build(contentScriptBuild(chrome, 'src/content/page/index.ts', 'page'));
   await build(contentScriptBuild(chrome, 'src/content/bridge.ts', 'bridge'));
+  // The adapter for a site's own Matrix client (Element Web), registered only where it is turned on.
+  await build(contentScriptBuild(chrome, 'src/content/client/index.ts', 'client'));
   const source = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')) as Manifest;
   rmSync(firefox, { recursive: true, force: true });
   cpSync(chrome, firefox, { recursive: true });

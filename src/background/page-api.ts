@@ -154,6 +154,10 @@ async function method(name: PageMethod, services: Services, grant: SiteGrant, fr
       });
       return { results } satisfies PageMethods['vault_backupRoomKeys']['result'];
     }
+    case 'vault_reportClient':
+      if (grant.connectClient !== true) throw new PageApiError(ErrorCode.unauthorized, 'The connection to this site\'s Matrix client is off.');
+      services.sites.report(from.origin, params);
+      return null;
   }
 }
 

@@ -4,7 +4,8 @@
  * API, a later addition) get nothing yet; everything else is refused.
  */
 import type { MessageSender } from '../platform/extension.ts';
-import type { Request, Result, VaultStatus } from '../shared/messages.ts';
+import type { Request, Result, SiteSummary, VaultStatus } from '../shared/messages.ts';
+import type { SiteGrant } from '../platform/vault.ts';
 import { requireClient, signInWithPassword, signInWithToken, signOut } from './account.ts';
 import { createBackup, joinBackup, pinSummary } from './backup.ts';
 import { AppError, toWireError } from './errors.ts';
@@ -44,6 +45,10 @@ export async function route(services: Services, request: Request): Promise<Resul
   } catch (e) {
     return { ok: false, error: toWireError(e) };
   }
+}
+
+function siteSummary(services: Services, grant: SiteGrant): SiteSummary {
+  return { origin: grant.origin, scopes: grant.scopes, grantedAt: grant.grantedAt, connectClient: grant.connectClient === true, client: services.sites.reportOf(grant.origin) };
 }
 
 function requireSiteOrigin(request: object): string {
@@ -153,11 +158,15 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
       return { erased: await vault.eraseKeysOf(userId) };
     }
     case 'sites.list':
-      return services.sites.list();
+      return (await services.sites.list()).map((g) => siteSummary(services, g));
     case 'sites.allow': {
       const { grant, injected } = await services.sites.grant(requireSiteOrigin(request), normaliseScopes(request.scopes));
       services.notifyPages((g) => pageStatus(services, g));
-      return { site: grant, injected };
+      return { site: siteSummary(services, grant), injected };
+    }
+    case 'sites.connectClient': {
+      if (typeof request.on !== 'boolean') throw new AppError('bad-request', '"on" must be true or false.');
+      return siteSummary(services, await services.sites.connectClient(requireSiteOrigin(request), request.on));
     }
     case 'sites.revoke':
       return { revoked: await services.sites.revoke(requireSiteOrigin(request)) };

@@ -6,7 +6,7 @@
  * drops the grant first (every request is checked against it), then tells open tabs, unregisters the
  * scripts and gives the host permission back.
  */
-import { isScope, SCOPES, type Scope } from '../shared/page-api.ts';
+import { CLIENT_REPORT_STATES, isScope, SCOPES, type ClientReport, type Scope } from '../shared/page-api.ts';
 import { sitePermissionPattern, type SitePlatform } from '../platform/sites.ts';
 import type { SiteGrant, Vault } from '../platform/vault.ts';
 import { AppError } from './errors.ts';
@@ -28,7 +28,7 @@ interface Waiting extends PendingApproval {
 }
 
 /** Message types the worker sends to the bridges of a site's open tabs. */
-export type BridgeNotice = { type: 'page.status'; status: unknown } | { type: 'page.revoked' };
+export type BridgeNotice = { type: 'page.status'; status: unknown } | { type: 'page.revoked' } | { type: 'page.client-off' };
 
 export class ApprovalRefused extends Error {
   constructor(message: string) {
@@ -45,8 +45,12 @@ export function normaliseScopes(value: unknown): Scope[] {
   return SCOPES.filter((s) => value.includes(s));
 }
 
+/** A site's last client report, kept in memory (the adapter reports again on every change). */
+export type ClientReportSeen = ClientReport & { at: number };
+
 export class Sites {
   readonly #waiting = new Map<string, Waiting>();
+  readonly #reports = new Map<string, ClientReportSeen>();
 
   constructor(private readonly deps: {
     vault: Vault;
@@ -80,9 +84,33 @@ export class Sites {
       return [...list.filter((g) => g.origin !== origin), next];
     });
     const grant = sites.find((g) => g.origin === origin)!;
-    await this.deps.platform.register(origin);
-    const injected = await this.deps.platform.injectOpenTabs(origin);
+    await this.deps.platform.register(origin, grant.connectClient === true);
+    const injected = await this.deps.platform.injectOpenTabs(origin, grant.connectClient === true);
     return { grant, injected };
+  }
+
+  /**
+   * "Connect to the Matrix client on this site": the adapter script is registered (and put into
+   * open tabs) or taken away (open tabs' adapters detach at once).
+   */
+  async connectClient(origin: string, on: boolean): Promise<SiteGrant> {
+    const sites = await this.deps.vault.updateSites((list) => list.map((g) => (g.origin === origin ? { ...g, connectClient: on } : g)));
+    const grant = sites.find((g) => g.origin === origin);
+    if (!grant) throw new AppError('bad-request', `${origin} is not allowed to use the vault: allow it first.`);
+    await this.deps.platform.register(origin, on);
+    this.#reports.delete(origin);
+    if (on) await this.deps.platform.injectClient(origin);
+    else await this.deps.platform.tellTabs(origin, { type: 'page.client-off' } satisfies BridgeNotice);
+    return grant;
+  }
+
+  /** The adapter's report for a site that has the client connection on (checked by the caller). */
+  report(origin: string, value: unknown): void {
+    this.#reports.set(origin, { ...parseClientReport(value), at: this.deps.now() });
+  }
+
+  reportOf(origin: string): ClientReportSeen | null {
+    return this.#reports.get(origin) ?? null;
   }
 
   /** Takes a site's grant away: refused at once (the grant is gone first), then the tabs are told. */
@@ -93,6 +121,7 @@ export class Sites {
       return list.filter((g) => g.origin !== origin);
     });
     for (const waiting of [...this.#waiting.values()]) if (waiting.origin === origin) waiting.settle(false);
+    this.#reports.delete(origin);
     // Told before the permission goes: without it the worker can no longer see the site's tabs.
     await this.deps.platform.tellTabs(origin, { type: 'page.revoked' } satisfies BridgeNotice);
     await this.deps.platform.unregister(origin);
@@ -109,11 +138,12 @@ export class Sites {
    */
   async reconcile(): Promise<void> {
     const grants = await this.deps.vault.getSites();
-    const registered = new Set(await this.deps.platform.registeredOrigins());
-    for (const origin of registered) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
+    const registered = new Map((await this.deps.platform.registeredOrigins()).map((r) => [r.origin, r.client]));
+    for (const origin of registered.keys()) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
     for (const grant of grants) {
+      const client = grant.connectClient === true;
       if (!(await this.deps.platform.hasPermission(grant.origin))) await this.revoke(grant.origin);
-      else if (!registered.has(grant.origin)) await this.deps.platform.register(grant.origin);
+      else if (registered.get(grant.origin) !== client) await this.deps.platform.register(grant.origin, client);
     }
   }
 
@@ -191,4 +221,26 @@ export class Sites {
   windowClosed(windowId: number): void {
     for (const w of [...this.#waiting.values()]) if (w.windowId === windowId) w.settle(false);
   }
+}
+
+/** A client report as a page sent it: every field checked, strings cut to a readable length. */
+export function parseClientReport(value: unknown): ClientReport {
+  const r = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  if (!CLIENT_REPORT_STATES.includes(r.state as ClientReport['state'])) throw new AppError('bad-request', `"state" must be one of ${CLIENT_REPORT_STATES.join(', ')}.`);
+  const text = (v: unknown, field: string): string | null => {
+    if (v === null || v === undefined) return null;
+    if (typeof v !== 'string' || v.length > 300) throw new AppError('bad-request', `"${field}" must be a string of at most 300 characters.`);
+    return v;
+  };
+  const count = (v: unknown, field: string): number => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new AppError('bad-request', `"${field}" must be a count.`);
+    return v;
+  };
+  return {
+    state: r.state as ClientReport['state'],
+    clientUserId: text(r.clientUserId, 'clientUserId'),
+    reason: text(r.reason, 'reason'),
+    keysFetched: count(r.keysFetched, 'keysFetched'),
+    sessionsHandedOver: count(r.sessionsHandedOver, 'sessionsHandedOver'),
+  };
 }

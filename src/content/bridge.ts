@@ -94,6 +94,8 @@ function startBridge(): void {
     if (m?.type === 'page.revoked') {
       state = 'revoked';
       toPage({ target: PAGE_TARGET, kind: 'revoked' });
+    } else if (m?.type === 'page.client-off') {
+      toPage({ target: PAGE_TARGET, kind: 'client-off' });
     } else if (m?.type === 'page.status' && state === 'allowed') {
       toPage({ target: PAGE_TARGET, kind: 'event', event: 'statusChanged', data: m.status as never });
     }

@@ -1,13 +1,29 @@
 /** The browser calls behind SitePlatform (src/platform/sites.ts). */
 import browser from 'webextension-polyfill';
-import { BRIDGE_SCRIPT_FILE, PAGE_SCRIPT_FILE, sitePermissionPattern, siteScriptPattern, type SitePlatform } from './sites.ts';
+import { BRIDGE_SCRIPT_FILE, CLIENT_SCRIPT_FILE, PAGE_SCRIPT_FILE, sitePermissionPattern, siteScriptPattern, type SitePlatform } from './sites.ts';
 
 export function isFirefox(): boolean {
   return browser.runtime.getURL('').startsWith('moz-extension:');
 }
 
-function scriptIds(origin: string): { page: string; bridge: string } {
-  return { page: `page ${origin}`, bridge: `bridge ${origin}` };
+function scriptIds(origin: string): { page: string; bridge: string; client: string } {
+  return { page: `page ${origin}`, bridge: `bridge ${origin}`, client: `client ${origin}` };
+}
+
+/** Runs files in the top frame of each of the site's open tabs; how many tabs took them. */
+async function injectInto(origin: string, files: Array<{ file: string; main: boolean }>): Promise<number> {
+  let injected = 0;
+  for (const tabId of await tabsOf(origin)) {
+    try {
+      for (const { file, main } of files) {
+        await browser.scripting.executeScript({ target: { tabId, frameIds: [0] }, files: [file], ...(main ? { world: 'MAIN' as const } : {}), injectImmediately: true });
+      }
+      injected++;
+    } catch {
+      // The tab navigated away or closed meanwhile: its next load gets the registered scripts.
+    }
+  }
+  return injected;
 }
 
 export const browserSitePlatform: SitePlatform = {
@@ -22,41 +38,44 @@ export const browserSitePlatform: SitePlatform = {
     await browser.permissions.remove({ origins: [pattern] });
   },
 
-  async register(origin) {
+  async register(origin, withClient) {
     const ids = scriptIds(origin);
-    const existing = new Set((await browser.scripting.getRegisteredContentScripts({ ids: [ids.page, ids.bridge] })).map((s) => s.id));
-    if (existing.size > 0) await browser.scripting.unregisterContentScripts({ ids: [...existing] });
+    const all = [ids.page, ids.bridge, ids.client];
+    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: all })).map((s) => s.id);
+    if (existing.length > 0) await browser.scripting.unregisterContentScripts({ ids: existing });
     const matches = [siteScriptPattern(origin, isFirefox())];
+    const common = { matches, runAt: 'document_start' as const, allFrames: false, persistAcrossSessions: true };
     await browser.scripting.registerContentScripts([
-      { id: ids.page, matches, js: [PAGE_SCRIPT_FILE], runAt: 'document_start', allFrames: false, world: 'MAIN', persistAcrossSessions: true },
-      { id: ids.bridge, matches, js: [BRIDGE_SCRIPT_FILE], runAt: 'document_start', allFrames: false, persistAcrossSessions: true },
+      { id: ids.page, js: [PAGE_SCRIPT_FILE], world: 'MAIN', ...common },
+      { id: ids.bridge, js: [BRIDGE_SCRIPT_FILE], ...common },
+      ...(withClient ? [{ id: ids.client, js: [CLIENT_SCRIPT_FILE], world: 'MAIN' as const, ...common }] : []),
     ]);
   },
 
   async unregister(origin) {
     const ids = scriptIds(origin);
-    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [ids.page, ids.bridge] })).map((s) => s.id);
+    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [ids.page, ids.bridge, ids.client] })).map((s) => s.id);
     if (existing.length > 0) await browser.scripting.unregisterContentScripts({ ids: existing });
   },
 
   async registeredOrigins() {
-    const scripts = await browser.scripting.getRegisteredContentScripts();
-    return scripts.filter((s) => s.id.startsWith('bridge ')).map((s) => s.id.slice('bridge '.length));
+    const ids = new Set((await browser.scripting.getRegisteredContentScripts()).map((s) => s.id));
+    return [...ids].filter((id) => id.startsWith('bridge ')).map((id) => {
+      const origin = id.slice('bridge '.length);
+      return { origin, client: ids.has(scriptIds(origin).client) };
+    });
   },
 
-  async injectOpenTabs(origin) {
-    let injected = 0;
-    for (const tabId of await tabsOf(origin)) {
-      try {
-        // The page script first: the bridge's first message finds it listening.
-        await browser.scripting.executeScript({ target: { tabId, frameIds: [0] }, files: [PAGE_SCRIPT_FILE], world: 'MAIN', injectImmediately: true });
-        await browser.scripting.executeScript({ target: { tabId, frameIds: [0] }, files: [BRIDGE_SCRIPT_FILE], injectImmediately: true });
-        injected++;
-      } catch {
-        // The tab navigated away or closed meanwhile: its next load gets the registered scripts.
-      }
-    }
-    return injected;
+  injectOpenTabs(origin, withClient) {
+    // The page script first: the bridge's first message finds it listening.
+    return injectInto(origin, [
+      { file: PAGE_SCRIPT_FILE, main: true }, { file: BRIDGE_SCRIPT_FILE, main: false },
+      ...(withClient ? [{ file: CLIENT_SCRIPT_FILE, main: true }] : []),
+    ]);
+  },
+
+  injectClient(origin) {
+    return injectInto(origin, [{ file: CLIENT_SCRIPT_FILE, main: true }]);
   },
 
   async tellTabs(origin, message) {

@@ -8,6 +8,8 @@
 /** Where the built content scripts are, relative to the extension's root. */
 export const PAGE_SCRIPT_FILE = 'content/page.js';
 export const BRIDGE_SCRIPT_FILE = 'content/bridge.js';
+/** The adapter for a site's own Matrix client (Element Web), only where the user turned it on. */
+export const CLIENT_SCRIPT_FILE = 'content/client.js';
 
 /** Checks and normalises a site's origin: http(s) only, plain http only on loopback, no path. */
 export function parseSiteOrigin(text: string): string | null {
@@ -49,11 +51,14 @@ export interface SitePlatform {
   hasPermission(origin: string): Promise<boolean>;
   /** Drops the host permission unless `keep` says another user of the same pattern needs it. */
   removePermission(origin: string, keep: (pattern: string) => boolean): Promise<void>;
-  register(origin: string): Promise<void>;
+  /** Registers the page API for the site (and the client adapter when `withClient`), replacing any. */
+  register(origin: string, withClient: boolean): Promise<void>;
   unregister(origin: string): Promise<void>;
-  registeredOrigins(): Promise<string[]>;
-  /** Injects the page API into the site's open tabs (top frames); how many took it. */
-  injectOpenTabs(origin: string): Promise<number>;
+  registeredOrigins(): Promise<Array<{ origin: string; client: boolean }>>;
+  /** Injects the page API (and the client adapter) into the site's open tabs (top frames); how many took it. */
+  injectOpenTabs(origin: string, withClient: boolean): Promise<number>;
+  /** Injects only the client adapter into the site's open tabs (turned on after the page API). */
+  injectClient(origin: string): Promise<number>;
   /** Sends a message to the bridge in each of the site's open tabs. */
   tellTabs(origin: string, message: unknown): Promise<void>;
   /** Opens an extension page in a small window; resolves with its window id. */

@@ -76,6 +76,8 @@ export interface SiteGrant {
   origin: string;
   scopes: Scope[];
   grantedAt: number;
+  /** "Connect to the Matrix client on this site" (Element Web's own client): off unless turned on. */
+  connectClient?: boolean;
 }
 
 interface KvValues {

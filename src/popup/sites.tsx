@@ -43,6 +43,9 @@ export function Sites() {
   useEffect(() => {
     void reload();
     void currentSite().then(setSite);
+    // A connected client's counts change while the popup is open.
+    const timer = setInterval(() => void reload(), 2000);
+    return () => clearInterval(timer);
   }, [reload]);
 
   const current = site ? sites?.find((s) => s.origin === site) : undefined;
@@ -57,7 +60,7 @@ export function Sites() {
       {sites && sites.length > 0 && (
         <ul class="site-list">
           {sites.map((s) => (
-            <SiteRow key={s.origin} site={s} current={s.origin === site}
+            <SiteRow key={s.origin} site={s} current={s.origin === site} onChanged={() => void reload()}
               onRevoked={() => { setNote({ text: siteTexts.revoked(s.origin), tone: 'ok' }); void reload(); }} />
           ))}
         </ul>
@@ -101,16 +104,34 @@ function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => v
   );
 }
 
-function SiteRow({ site, current, onRevoked }: { site: SiteSummary; current: boolean; onRevoked: () => void }) {
+function SiteRow({ site, current, onRevoked, onChanged }: { site: SiteSummary; current: boolean; onRevoked: () => void; onChanged: () => void }) {
   const { busy, error, start } = useAction(async () => {
     await request({ type: 'sites.revoke', origin: site.origin });
     onRevoked();
+  });
+  const connect = useAction(async () => {
+    await request({ type: 'sites.connectClient', origin: site.origin, on: !site.connectClient });
+    onChanged();
   });
   return (
     <li data-testid="site" data-origin={site.origin} data-scopes={site.scopes.join(' ')} data-current={current}>
       <strong>{site.origin}</strong>
       <div class="muted small">{siteTexts.may(site.scopes)}</div>
       <button type="button" class="link" disabled={busy} onClick={() => start()}>{siteTexts.revoke}</button>
+      <div class="client">
+        <label class="check">
+          <input type="checkbox" name="connect-client" checked={site.connectClient} disabled={connect.busy} onChange={() => void connect.start()} />
+          {siteTexts.connect}
+        </label>
+        <p class="muted small">{siteTexts.connectWhy}</p>
+        {site.connectClient && (
+          <p class="small" role="status" data-testid="client-status" data-state={site.client?.state ?? 'unknown'}
+            data-fetched={site.client?.keysFetched ?? 0} data-handed-over={site.client?.sessionsHandedOver ?? 0}>
+            {site.client ? siteTexts.client(site.client) : siteTexts.clientUnknown}
+          </p>
+        )}
+      </div>
+      {connect.error !== null && <ErrorText error={connect.error} />}
       {error !== null && <ErrorText error={error} />}
     </li>
   );

@@ -8,7 +8,7 @@
 import type { StopReason } from '../core/upload/state.ts';
 import type { ImportSummary, RestoreFailureKind, RestoreSummary, UnlockMethod, UploadSummary } from '../shared/messages.ts';
 import type { RecoveryInputClass } from './recovery-input.ts';
-import type { Scope } from '../shared/page-api.ts';
+import type { ClientReport, Scope } from '../shared/page-api.ts';
 
 const plural = (n: number, one: string, many: string) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
 export const keys = (n: number) => plural(n, 'key', 'keys');
@@ -375,6 +375,17 @@ export const siteTexts = {
   notASite: 'This tab is not a site that can be allowed (only https sites, or http on this computer).',
   revoke: 'Stop allowing',
   revoked: (site: string) => `${site} may no longer use your keys.`,
+  connect: 'Connect to the Matrix client on this site',
+  connectWhy: 'Lets the extension reach this site\'s own Matrix client (as Element Web keeps it), to fetch the keys it is missing and back up the new ones it makes.',
+  client: (report: ClientReport) => {
+    switch (report.state) {
+      case 'attached': return `Connected to ${report.clientUserId ?? 'its client'}: ${keys(report.keysFetched)} fetched, ${plural(report.sessionsHandedOver, 'session', 'sessions')} handed over.${report.reason ? ` ${report.reason}` : ''}`;
+      case 'other-account': return `Not connected: ${report.reason ?? 'the client is signed in to another account.'}`;
+      case 'unusable': return `Not connected: ${report.reason ?? 'the client lacks a part the extension needs.'}`;
+      case 'waiting': return `Waiting: ${report.reason ?? 'no Matrix client has started on this site yet.'}`;
+    }
+  },
+  clientUnknown: 'No word yet from this site\'s open tabs (open or reload one).',
   // The approval window a site's request for more opens.
   approvalTitle: 'A site asks for more',
   approvalAsk: (site: string) => `${site} asks to:`,

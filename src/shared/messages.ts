@@ -3,7 +3,7 @@
  * answer is a Result, because class instances (errors included) do not survive runtime messaging.
  */
 import type { StopReason, UploadError } from '../core/upload/state.ts';
-import type { Scope } from './page-api.ts';
+import type { ClientReport, Scope } from './page-api.ts';
 
 /** An error as it crosses a context boundary: a kind to switch on, a message for people. */
 export interface WireError {
@@ -197,6 +197,8 @@ export interface RequestMap {
   'sites.list': { request: Record<never, never>; response: SiteSummary[] };
   /** Allow a site (after the browser granted its host permission in the popup's click). */
   'sites.allow': { request: { origin: string; scopes: Scope[] }; response: { site: SiteSummary; injected: number } };
+  /** Turn "Connect to the Matrix client on this site" on or off. */
+  'sites.connectClient': { request: { origin: string; on: boolean }; response: SiteSummary };
   /** Take a site's grant away: refused at once, also in its open tabs. */
   'sites.revoke': { request: { origin: string }; response: { revoked: boolean } };
   /** What an approval window asks (a site's `vault_requestScopes`); null when it is no longer waiting. */
@@ -211,6 +213,10 @@ export interface SiteSummary {
   origin: string;
   scopes: Scope[];
   grantedAt: number;
+  /** "Connect to the Matrix client on this site" is on. */
+  connectClient: boolean;
+  /** What the adapter for the site's own Matrix client last said (while it is on), and when. */
+  client: (ClientReport & { at: number }) | null;
 }
 
 export interface ExportBatch {
@@ -233,7 +239,7 @@ const requestTypes: ReadonlySet<string> = new Set<RequestType>([
   'status.get', 'account.login', 'account.useToken', 'account.signOut',
   'backup.create', 'backup.join', 'sessions.import', 'upload.retry',
   'vault.unlock', 'vault.lock', 'restore.start', 'restore.cancel', 'restore.failures', 'vault.exportBatch', 'earlier.unlock',
-  'vault.eraseAccount', 'sites.list', 'sites.allow', 'sites.revoke', 'approval.get', 'approval.answer',
+  'vault.eraseAccount', 'sites.list', 'sites.allow', 'sites.connectClient', 'sites.revoke', 'approval.get', 'approval.answer',
 ]);
 
 /** Narrowing guard for anything that arrives over runtime messaging; fields are checked by handlers. */

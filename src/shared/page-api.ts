@@ -95,9 +95,32 @@ export interface PageMethods {
   vault_getRoomKeys: { params: { sessions: SessionRef[] }; result: { keys: RoomKeyResult[] } };
   /** Needs `backup`; works while locked. Each session accepted or rejected with a reason. */
   vault_backupRoomKeys: { params: { sessions: unknown[] }; result: { results: BackupResult[] } };
+  /**
+   * The extension's own adapter for a site's Matrix client (Element Web's `mxMatrixClientPeg`) says
+   * how it is doing, for the popup. Only on a site where the user turned "Connect to the Matrix
+   * client on this site" on; what it says is shown, never trusted for anything else.
+   */
+  vault_reportClient: { params: ClientReport; result: null };
 }
+
+/** What the adapter for a site's own Matrix client reports (shown in the popup). */
+export interface ClientReport {
+  /**
+   * waiting: no started client yet; attached: the kit is attached; other-account: the client is
+   * signed in as another account than the vault's; unusable: a part the kit needs is missing.
+   */
+  state: 'waiting' | 'attached' | 'other-account' | 'unusable';
+  /** The client's account, when it has one. */
+  clientUserId: string | null;
+  /** Why it is not attached, or why a direction is off, in words for people. */
+  reason: string | null;
+  keysFetched: number;
+  sessionsHandedOver: number;
+}
+
+export const CLIENT_REPORT_STATES: readonly ClientReport['state'][] = ['waiting', 'attached', 'other-account', 'unusable'];
 export type PageMethod = keyof PageMethods;
-export const PAGE_METHODS: readonly PageMethod[] = ['vault_status', 'vault_requestScopes', 'vault_getRoomKeys', 'vault_backupRoomKeys'];
+export const PAGE_METHODS: readonly PageMethod[] = ['vault_status', 'vault_requestScopes', 'vault_getRoomKeys', 'vault_backupRoomKeys', 'vault_reportClient'];
 
 export function isPageMethod(value: unknown): value is PageMethod {
   return typeof value === 'string' && (PAGE_METHODS as readonly string[]).includes(value);
@@ -157,7 +180,9 @@ export type PageMessage =
   | { target: typeof PAGE_TARGET; kind: 'response'; id: string; result?: unknown; error?: ProviderRpcErrorShape }
   | { target: typeof PAGE_TARGET; kind: 'event'; event: PageEvent; data: PageVaultStatus }
   | { target: typeof PAGE_TARGET; kind: 'ready'; version: string }
-  | { target: typeof PAGE_TARGET; kind: 'revoked' };
+  | { target: typeof PAGE_TARGET; kind: 'revoked' }
+  /** The user turned "Connect to the Matrix client on this site" off: the adapter detaches. */
+  | { target: typeof PAGE_TARGET; kind: 'client-off' };
 
 /** Keys that could reach a prototype if some code merged the object naively: refused anywhere in a request. */
 const POLLUTING_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -17,6 +17,8 @@ const rules: Array<[RegExp, Rule]> = [
   [/^shared\//, { folders: ['core', 'shared'], packages: [] }],
   [/^background\//, { folders: ['core', 'platform', 'shared', 'background'], packages: [] }],
   // The page-world script runs with the page's privileges: no extension APIs, no polyfill.
+  // The adapter for a site's own Matrix client: the client kit, in the page's world.
+  [/^content\/client\//, { folders: ['shared', 'client', 'content/client'], packages: [] }],
   [/^content\/page\//, { folders: ['shared', 'content/page'], packages: [] }],
   [/^content\//, { folders: ['shared', 'platform/messaging.ts', 'content'], packages: [] }],
   [/^popup\//, { folders: ['core', 'shared', 'platform/messaging.ts', 'platform/permissions.ts', 'platform/sites.ts', 'popup'], packages: [/^preact(\/|$)/] }],

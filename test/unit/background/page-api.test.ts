@@ -220,6 +220,29 @@ describe('page requests', () => {
     expect(platform.scripts).toEqual(new Set([SITE]));
     expect((await vault.getSites()).map((g) => g.origin)).toEqual([SITE]);
   });
+
+  it('takes client reports only where the user turned the client connection on, checked field by field', async () => {
+    const { call } = await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read', 'backup'] });
+    const report = { state: 'attached', clientUserId: USER, reason: null, keysFetched: 12, sessionsHandedOver: 3 };
+    expect(await call(SITE, callOf('vault_reportClient', report))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    expect(platform.clients.size).toBe(0);
+
+    expect(await route(services, { type: 'sites.connectClient', origin: SITE, on: true })).toMatchObject({ ok: true, value: { connectClient: true, client: null } });
+    expect(platform.clients).toEqual(new Set([SITE]));
+    expect(await call(SITE, callOf('vault_reportClient', report))).toEqual({ ok: true, value: null });
+    expect(await route(services, { type: 'sites.list' })).toMatchObject({ ok: true, value: [{ origin: SITE, connectClient: true, client: { ...report, at: expect.any(Number) } }] });
+    for (const bad of [{ ...report, state: 'owned' }, { ...report, keysFetched: -1 }, { ...report, reason: 'x'.repeat(301) }, { ...report, clientUserId: 5 }]) {
+      expect(await call(SITE, callOf('vault_reportClient', bad))).toMatchObject({ ok: false, error: { code: ErrorCode.invalidParams } });
+    }
+
+    // Off: the open tabs' adapters are told to detach, the script goes, reports are refused again.
+    await route(services, { type: 'sites.connectClient', origin: SITE, on: false });
+    expect(platform.told).toContainEqual({ origin: SITE, message: { type: 'page.client-off' } });
+    expect(platform.clients.size).toBe(0);
+    expect(await call(SITE, callOf('vault_reportClient', report))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
+    expect(await route(services, { type: 'sites.connectClient', origin: 'https://other.example', on: true })).toMatchObject({ ok: false, error: { kind: 'bad-request' } });
+  });
 });
 
 async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
