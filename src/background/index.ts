@@ -107,6 +107,10 @@ function reconcileSites(s: Services): void {
 browser.permissions.onRemoved.addListener((removed) => {
   void ready().then((s) => s.sites.permissionRemoved(removed.origins ?? [])).catch(hooks.report);
 });
+// A site the popup asked the browser about was allowed (the popup may have closed meanwhile).
+browser.permissions.onAdded.addListener((added) => {
+  void ready().then((s) => s.sites.permissionAdded(added.origins ?? [])).catch(hooks.report);
+});
 // An approval window closed without an answer counts as a refusal.
 browser.windows.onRemoved.addListener((windowId) => {
   void ready().then((s) => s.sites.windowClosed(windowId)).catch(hooks.report);

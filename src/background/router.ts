@@ -159,6 +159,9 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
     }
     case 'sites.list':
       return (await services.sites.list()).map((g) => siteSummary(services, g));
+    case 'sites.intend':
+      services.sites.intend(requireSiteOrigin(request), normaliseScopes(request.scopes));
+      return null;
     case 'sites.allow': {
       const { grant, injected } = await services.sites.grant(requireSiteOrigin(request), normaliseScopes(request.scopes));
       services.notifyPages((g) => pageStatus(services, g));

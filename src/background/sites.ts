@@ -45,12 +45,16 @@ export function normaliseScopes(value: unknown): Scope[] {
   return SCOPES.filter((s) => value.includes(s));
 }
 
+/** How long "the user is being asked about this site" is remembered (the browser's prompt is open). */
+export const INTENT_TTL_MS = 5 * 60_000;
+
 /** A site's last client report, kept in memory (the adapter reports again on every change). */
 export type ClientReportSeen = ClientReport & { at: number };
 
 export class Sites {
   readonly #waiting = new Map<string, Waiting>();
   readonly #reports = new Map<string, ClientReportSeen>();
+  readonly #intents = new Map<string, { origin: string; scopes: Scope[]; at: number }>();
 
   constructor(private readonly deps: {
     vault: Vault;
@@ -87,6 +91,24 @@ export class Sites {
     await this.deps.platform.register(origin, grant.connectClient === true);
     const injected = await this.deps.platform.injectOpenTabs(origin, grant.connectClient === true);
     return { grant, injected };
+  }
+
+  /**
+   * The popup is about to ask the browser for a site's host permission. A popup may close while the
+   * browser's prompt is open (it loses focus), and then it never sends `sites.allow`: the worker
+   * completes the grant itself when the permission arrives (`permissionAdded`).
+   */
+  intend(origin: string, scopes: Scope[]): void {
+    this.#intents.set(sitePermissionPattern(origin), { origin, scopes, at: this.deps.now() });
+  }
+
+  /** The browser added host permissions: a site the user was just asked about is allowed now. */
+  async permissionAdded(patterns: readonly string[]): Promise<void> {
+    for (const pattern of patterns) {
+      const intent = this.#intents.get(pattern);
+      this.#intents.delete(pattern);
+      if (intent && this.deps.now() - intent.at < INTENT_TTL_MS) await this.grant(intent.origin, intent.scopes);
+    }
   }
 
   /**

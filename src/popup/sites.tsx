@@ -81,8 +81,12 @@ function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => v
     <form data-testid="allow-site" data-site={site} onSubmit={(e) => {
       e.preventDefault();
       if (scopes.length === 0) return;
-      // In the click itself: the browser asks the user only during a user gesture.
-      requestSiteAccess(sitePermissionPattern(site)).then(
+      // In the click itself: the browser asks the user only during a user gesture. The worker is
+      // told first (without waiting): if this popup closes while the prompt is open, it finishes.
+      const asked = requestSiteAccess(sitePermissionPattern(site));
+      // Its failure changes nothing here: the `sites.allow` below still goes once the prompt answers.
+      request({ type: 'sites.intend', origin: site, scopes }).catch(() => undefined);
+      asked.then(
         (granted) => (granted ? start() : setDeclined(true)),
         () => setDeclined(true),
       );

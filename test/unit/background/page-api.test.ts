@@ -243,6 +243,23 @@ describe('page requests', () => {
     expect(await call(SITE, callOf('vault_reportClient', report))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
     expect(await route(services, { type: 'sites.connectClient', origin: 'https://other.example', on: true })).toMatchObject({ ok: false, error: { kind: 'bad-request' } });
   });
+
+  it('completes an allow when the permission arrives after the popup closed, and only for what was asked', async () => {
+    await setUp();
+    const later = 'https://later.example';
+    expect(await route(services, { type: 'sites.intend', origin: later, scopes: ['read'] })).toEqual({ ok: true, value: null });
+    await services.sites.permissionAdded(['https://unrelated.example/*']);
+    expect(await vault.getSites()).toEqual([]);
+    platform.permissions.add('https://later.example/*'); // the browser's prompt said yes
+    await services.sites.permissionAdded(['https://later.example/*']);
+    expect((await vault.getSites()).map((g) => [g.origin, g.scopes])).toEqual([[later, ['read']]]);
+    expect(platform.scripts.has(later)).toBe(true);
+    // An intent is used once.
+    await route(services, { type: 'sites.revoke', origin: later });
+    platform.permissions.add('https://later.example/*');
+    await services.sites.permissionAdded(['https://later.example/*']);
+    expect(await vault.getSites()).toEqual([]);
+  });
 });
 
 async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
