@@ -12,7 +12,17 @@ import { AppError, noBackupMessage } from './errors.ts';
 /** Encryptions in flight at once: enough to keep WebCrypto busy, few enough to bound memory. */
 const ENCRYPT_CONCURRENCY = 64;
 
-export async function ingestSessions(vault: Vault, sessions: readonly unknown[], now: () => number = Date.now): Promise<ImportSummary> {
+export interface IngestOptions {
+  /**
+   * Never replace a session the vault holds (sessions from a web page: an export-format key carries
+   * no signature, so a page could forge a "better" copy of a real session and overwrite it).
+   */
+  onlyNew?: boolean;
+  now?: () => number;
+}
+
+export async function ingestSessions(vault: Vault, sessions: readonly unknown[], options: IngestOptions = {}): Promise<ImportSummary> {
+  const now = options.now ?? Date.now;
   const pin = await vault.getPin();
   if (!pin) throw new AppError('no-backup', noBackupMessage);
 
@@ -36,7 +46,7 @@ export async function ingestSessions(vault: Vault, sessions: readonly unknown[],
   const stored = await vault.storedCopies(valid.map(({ parsed }) => [parsed.roomId, parsed.sessionId] as const));
   const needed = valid.filter(({ parsed }) => {
     const copy = stored.get(sessionKey(parsed.roomId, parsed.sessionId));
-    return !copy || isBetterCopy({ firstMessageIndex: parsed.firstMessageIndex, publicKey: pin.publicKey }, copy);
+    return !copy || (!options.onlyNew && isBetterCopy({ firstMessageIndex: parsed.firstMessageIndex, publicKey: pin.publicKey }, copy));
   });
 
   const rows: StoredSession[] = [];
@@ -58,7 +68,7 @@ export async function ingestSessions(vault: Vault, sessions: readonly unknown[],
       });
     });
   }
-  const outcomes = await vault.putSessions(rows);
+  const outcomes = await vault.putSessions(rows, { onlyNew: options.onlyNew === true });
   const storedCount = outcomes.filter((o) => o === 'stored').length;
   return { stored: storedCount, unchanged: valid.length - storedCount, rejected };
 }

@@ -142,7 +142,8 @@ async function method(name: PageMethod, services: Services, grant: SiteGrant, fr
     case 'vault_backupRoomKeys': {
       requireScope(grant, 'backup');
       const sessions = sessionList(params.sessions);
-      const summary = await ingestSessions(services.vault, sessions);
+      // A page adds sessions; it never replaces one the vault holds (see IngestOptions.onlyNew).
+      const summary = await ingestSessions(services.vault, sessions, { onlyNew: true });
       if (summary.stored > 0) services.kickUpload();
       const rejected = new Map(summary.rejected.map((r) => [r.index, r]));
       const results: BackupResult[] = sessions.map((raw, index) => {

@@ -160,7 +160,10 @@ async function dispatch(services: Services, request: Request): Promise<unknown> 
     case 'sites.list':
       return (await services.sites.list()).map((g) => siteSummary(services, g));
     case 'sites.intend':
-      services.sites.intend(requireSiteOrigin(request), normaliseScopes(request.scopes));
+      await services.sites.intend(requireSiteOrigin(request), normaliseScopes(request.scopes));
+      return null;
+    case 'sites.cancelIntent':
+      services.sites.cancelIntent(requireSiteOrigin(request));
       return null;
     case 'sites.allow': {
       const { grant, injected } = await services.sites.grant(requireSiteOrigin(request), normaliseScopes(request.scopes));

@@ -46,7 +46,7 @@ export function normaliseScopes(value: unknown): Scope[] {
 }
 
 /** How long "the user is being asked about this site" is remembered (the browser's prompt is open). */
-export const INTENT_TTL_MS = 5 * 60_000;
+export const INTENT_TTL_MS = 2 * 60_000;
 
 /** A site's last client report, kept in memory (the adapter reports again on every change). */
 export type ClientReportSeen = ClientReport & { at: number };
@@ -81,10 +81,14 @@ export class Sites {
     if (!(await this.deps.platform.hasPermission(origin))) {
       throw new AppError('bad-request', `The browser has not given the extension access to ${origin}; allow it in the prompt the popup opens.`);
     }
+    this.cancelIntent(origin);
     const now = this.deps.now();
     const sites = await this.deps.vault.updateSites((list) => {
       const current = list.find((g) => g.origin === origin);
-      const next: SiteGrant = { origin, scopes: SCOPES.filter((s) => scopes.includes(s)), grantedAt: current?.grantedAt ?? now };
+      const next: SiteGrant = {
+        origin, scopes: SCOPES.filter((s) => scopes.includes(s)), grantedAt: current?.grantedAt ?? now,
+        ...(current?.connectClient ? { connectClient: true } : {}),
+      };
       return [...list.filter((g) => g.origin !== origin), next];
     });
     const grant = sites.find((g) => g.origin === origin)!;
@@ -98,8 +102,16 @@ export class Sites {
    * browser's prompt is open (it loses focus), and then it never sends `sites.allow`: the worker
    * completes the grant itself when the permission arrives (`permissionAdded`).
    */
-  intend(origin: string, scopes: Scope[]): void {
+  async intend(origin: string, scopes: Scope[]): Promise<void> {
+    // Already held: no prompt, nothing to wait for (the popup's own `sites.allow` follows at once).
+    if (await this.deps.platform.hasPermission(origin)) return;
     this.#intents.set(sitePermissionPattern(origin), { origin, scopes, at: this.deps.now() });
+  }
+
+  /** The user said no in the prompt: a permission that comes later some other way allows nothing. */
+  cancelIntent(origin: string): void {
+    const pattern = sitePermissionPattern(origin);
+    if (this.#intents.get(pattern)?.origin === origin) this.#intents.delete(pattern);
   }
 
   /** The browser added host permissions: a site the user was just asked about is allowed now. */

@@ -350,7 +350,12 @@ export class Vault {
    * A stored copy encrypted to another key (an earlier pin) can never be uploaded to this backup, so
    * any copy for the current key replaces it.
    */
-  async putSessions(rows: readonly StoredSession[]): Promise<PutOutcome[]> {
+  /**
+   * Stores each row unless an equal or better copy is held. With `onlyNew`, a held copy is never
+   * replaced, however much better the new one claims to be (sessions from a web page, which could
+   * forge an earlier message index over a real key).
+   */
+  async putSessions(rows: readonly StoredSession[], options: { onlyNew?: boolean } = {}): Promise<PutOutcome[]> {
     const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
     const existing = await Promise.all(rows.map((r) => store.get([r.roomId, r.sessionId])));
@@ -362,7 +367,7 @@ export class Vault {
     rows.forEach((row, i) => {
       const key = sessionKey(row.roomId, row.sessionId);
       const stored = best.get(key) ?? existing[i];
-      if (stored && !isBetterCopy(row, stored)) {
+      if (stored && (options.onlyNew || !isBetterCopy(row, stored))) {
         outcomes.push('kept');
         return;
       }

@@ -72,6 +72,7 @@ export function Sites() {
 function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => void }) {
   const [scopes, setScopes] = useState<Scope[]>([...SCOPES]);
   const [declined, setDeclined] = useState(false);
+  const [cancelError, setCancelError] = useState<unknown>(null);
   const { busy, error, start } = useAction(async () => {
     setDeclined(false);
     const { injected } = await request({ type: 'sites.allow', origin: site, scopes });
@@ -86,10 +87,11 @@ function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => v
       const asked = requestSiteAccess(sitePermissionPattern(site));
       // Its failure changes nothing here: the `sites.allow` below still goes once the prompt answers.
       request({ type: 'sites.intend', origin: site, scopes }).catch(() => undefined);
-      asked.then(
-        (granted) => (granted ? start() : setDeclined(true)),
-        () => setDeclined(true),
-      );
+      const declined = (): void => {
+        setDeclined(true);
+        request({ type: 'sites.cancelIntent', origin: site }).catch(setCancelError);
+      };
+      asked.then((granted) => (granted ? start() : declined()), declined);
     }}>
       <p>{siteTexts.allowIntro(site)}</p>
       {SCOPES.map((scope) => (
@@ -104,6 +106,7 @@ function AllowSite({ site, onDone }: { site: string; onDone: (text: string) => v
       <p class="muted small">{siteTexts.allowNote}</p>
       {declined && <p class="muted small" role="status" data-testid="site-declined">{siteTexts.declined}</p>}
       {error !== null && <ErrorText error={error} />}
+      {cancelError !== null && <ErrorText error={cancelError} />}
     </form>
   );
 }

@@ -197,6 +197,8 @@ export interface RequestMap {
   'sites.list': { request: Record<never, never>; response: SiteSummary[] };
   /** The popup is asking the browser for a site's permission: allow it when the permission arrives. */
   'sites.intend': { request: { origin: string; scopes: Scope[] }; response: null };
+  /** The browser's prompt said no: forget the intent. */
+  'sites.cancelIntent': { request: { origin: string }; response: null };
   /** Allow a site (after the browser granted its host permission in the popup's click). */
   'sites.allow': { request: { origin: string; scopes: Scope[] }; response: { site: SiteSummary; injected: number } };
   /** Turn "Connect to the Matrix client on this site" on or off. */
@@ -241,7 +243,7 @@ const requestTypes: ReadonlySet<string> = new Set<RequestType>([
   'status.get', 'account.login', 'account.useToken', 'account.signOut',
   'backup.create', 'backup.join', 'sessions.import', 'upload.retry',
   'vault.unlock', 'vault.lock', 'restore.start', 'restore.cancel', 'restore.failures', 'vault.exportBatch', 'earlier.unlock',
-  'vault.eraseAccount', 'sites.list', 'sites.intend', 'sites.allow', 'sites.connectClient', 'sites.revoke', 'approval.get', 'approval.answer',
+  'vault.eraseAccount', 'sites.list', 'sites.intend', 'sites.cancelIntent', 'sites.allow', 'sites.connectClient', 'sites.revoke', 'approval.get', 'approval.answer',
 ]);
 
 /** Narrowing guard for anything that arrives over runtime messaging; fields are checked by handlers. */

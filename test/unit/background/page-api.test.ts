@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backupPublicKey, encodeBase64 } from '../../../src/core/index.ts';
 import { OriginLimiter, pageSender, routePage, type PageResult } from '../../../src/background/page-api.ts';
 import { route } from '../../../src/background/router.ts';
+import { ingestSessions } from '../../../src/background/ingest.ts';
 import { createServices, type Services } from '../../../src/background/services.ts';
 import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
 import { Vault } from '../../../src/platform/vault.ts';
@@ -138,7 +139,6 @@ describe('page requests', () => {
       { sessions: new Array(MAX_SESSIONS_PER_PAGE_REQUEST + 1).fill({ roomId: '!r:x', sessionId: 's' }) }]) {
       expect(await call(SITE, callOf('vault_getRoomKeys', params))).toMatchObject({ ok: false, error: { code: ErrorCode.invalidParams } });
     }
-    expect(({} as Record<string, unknown>).admin).toBeUndefined();
     expect(await call(SITE, callOf('vault_backupRoomKeys', { sessions: new Array(MAX_SESSIONS_PER_PAGE_REQUEST + 1).fill({}) }))).toMatchObject({ ok: false, error: { code: ErrorCode.invalidParams } });
     expect(await vault.countSessions()).toBe(0);
   });
@@ -254,11 +254,44 @@ describe('page requests', () => {
     await services.sites.permissionAdded(['https://later.example/*']);
     expect((await vault.getSites()).map((g) => [g.origin, g.scopes])).toEqual([[later, ['read']]]);
     expect(platform.scripts.has(later)).toBe(true);
+    // A "no" in the prompt: a permission added later some other way allows nothing.
+    await route(services, { type: 'sites.intend', origin: 'https://declined.example:8443', scopes: ['read'] });
+    await route(services, { type: 'sites.cancelIntent', origin: 'https://declined.example:8443' });
+    platform.permissions.add('https://declined.example/*');
+    await services.sites.permissionAdded(['https://declined.example/*']);
+    expect((await vault.getSites()).map((g) => g.origin)).toEqual([later]);
     // An intent is used once.
     await route(services, { type: 'sites.revoke', origin: later });
     platform.permissions.add('https://later.example/*');
     await services.sites.permissionAdded(['https://later.example/*']);
     expect(await vault.getSites()).toEqual([]);
+  });
+
+  it('never lets a page replace a session the vault holds, even with a "better" copy', async () => {
+    await setUp();
+    const [session] = await peerSessions(1, 1);
+    // A row for this session as held from index 5 (a client that joined late has it so), made
+    // here and put into a fresh vault.
+    await ingestSessions(vault, [session]);
+    const [held] = await vault.getSessions([[session!.room_id, session!.session_id]]);
+    const later = { ...held!, firstMessageIndex: 5, revision: 'held-at-5' };
+    const fresh = await Vault.open(`page-api-held-${Math.random()}`);
+    opened.push(fresh);
+    await fresh.connectAccount((await vault.getAccount())!);
+    await fresh.setPin((await vault.getPin())!);
+    await fresh.putSessions([later]);
+    const services2 = createServices(fresh, {
+      sitePlatform: platform, scheduleWake: async () => {}, scheduleRestoreWake: async () => {}, unlockStore: memoryUnlockStore(), keepAlive: async () => {}, report: () => {},
+      worker: () => ({ product: 'Matrix Key Vault', version: '0', bootId: 'b', startedAt: 0 }),
+    });
+    await route(services2, { type: 'sites.allow', origin: SITE, scopes: ['backup'] });
+    // The page's copy claims index 0: accepted (it is a valid session) but not stored over the held one.
+    const answer = await routePage(services2, new OriginLimiter(), { origin: SITE, tabId: 1 }, callOf('vault_backupRoomKeys', { sessions: [session] }));
+    expect(answer).toMatchObject({ ok: true, value: { results: [{ accepted: true }] } });
+    const [after] = await fresh.getSessions([[session!.room_id, session!.session_id]]);
+    expect(after).toMatchObject({ firstMessageIndex: 5, revision: 'held-at-5' });
+    // An extension page's import (a key file the user chose) still stores the better copy.
+    expect((await ingestSessions(fresh, [session])).stored).toBe(1);
   });
 });
 
