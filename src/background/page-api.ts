@@ -23,6 +23,8 @@ import { ApprovalRefused, normaliseScopes } from './sites.ts';
 export interface PageSender {
   origin: string;
   tabId: number;
+  /** The document that asked (Chrome), so scripts go into it and no other. */
+  documentId?: string;
 }
 
 /** Messages the bridge may send; anything else from a content script is refused. */
@@ -64,7 +66,8 @@ export function pageSender(sender: MessageSender, extensionId: string, extension
   } catch {
     return null;
   }
-  return { origin, tabId };
+  const documentId = (sender as { documentId?: unknown }).documentId;
+  return { origin, tabId, ...(typeof documentId === 'string' ? { documentId } : {}) };
 }
 
 export function isPageRequest(value: unknown): value is PageRequest {
@@ -114,7 +117,10 @@ async function dispatchPage(services: Services, limiter: OriginLimiter, from: Pa
   const grant = await services.sites.grantOf(from.origin);
   if (!grant) throw new PageApiError(ErrorCode.unauthorized, 'This site is not allowed to use the vault.');
   if (!limiter.take(from.origin)) throw new PageApiError(ErrorCode.limitExceeded, 'Too many requests from this site: wait a moment and retry.');
-  if (request.type === 'page.hello') return pageStatus(services, grant);
+  if (request.type === 'page.hello') {
+    await services.sites.pageReady(grant, from);
+    return pageStatus(services, grant);
+  }
   if (!isPageMethod(request.method)) throw new PageApiError(ErrorCode.unsupportedMethod, `The vault has no method ${JSON.stringify(String(request.method).slice(0, 64))}.`);
   const params = request.params ?? {};
   if (!isPlainJson(params) || typeof params !== 'object' || params === null || Array.isArray(params)) {

@@ -92,8 +92,8 @@ export class Sites {
       return [...list.filter((g) => g.origin !== origin), next];
     });
     const grant = sites.find((g) => g.origin === origin)!;
-    await this.deps.platform.register(origin, grant.connectClient === true);
-    const injected = await this.deps.platform.injectOpenTabs(origin, grant.connectClient === true);
+    await this.deps.platform.register(origin);
+    const injected = await this.deps.platform.injectOpenTabs(origin);
     return { grant, injected };
   }
 
@@ -131,11 +131,18 @@ export class Sites {
     const sites = await this.deps.vault.updateSites((list) => list.map((g) => (g.origin === origin ? { ...g, connectClient: on } : g)));
     const grant = sites.find((g) => g.origin === origin);
     if (!grant) throw new AppError('bad-request', `${origin} is not allowed to use the vault: allow it first.`);
-    await this.deps.platform.register(origin, on);
     this.#reports.delete(origin);
     if (on) await this.deps.platform.injectClient(origin);
     else await this.deps.platform.tellTabs(origin, { type: 'page.client-off' } satisfies BridgeNotice);
     return grant;
+  }
+
+  /**
+   * A bridge on an allowed site confirmed its origin: the page-world scripts go into that document
+   * (the page API, and the client adapter where the connection is on).
+   */
+  async pageReady(grant: SiteGrant, target: { tabId: number; documentId?: string }): Promise<void> {
+    await this.deps.platform.injectPageWorld(target, grant.connectClient === true);
   }
 
   /** The adapter's report for a site that has the client connection on (checked by the caller). */
@@ -172,12 +179,11 @@ export class Sites {
    */
   async reconcile(): Promise<void> {
     const grants = await this.deps.vault.getSites();
-    const registered = new Map((await this.deps.platform.registeredOrigins()).map((r) => [r.origin, r.client]));
-    for (const origin of registered.keys()) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
+    const registered = new Set(await this.deps.platform.registeredOrigins());
+    for (const origin of registered) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
     for (const grant of grants) {
-      const client = grant.connectClient === true;
       if (!(await this.deps.platform.hasPermission(grant.origin))) await this.revoke(grant.origin);
-      else if (registered.get(grant.origin) !== client) await this.deps.platform.register(grant.origin, client);
+      else if (!registered.has(grant.origin)) await this.deps.platform.register(grant.origin);
     }
   }
 

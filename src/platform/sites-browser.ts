@@ -6,6 +6,7 @@ export function isFirefox(): boolean {
   return browser.runtime.getURL('').startsWith('moz-extension:');
 }
 
+/** Ids of the scripts registered for a site (page and client only in builds before 0.1.0's release). */
 function scriptIds(origin: string): { page: string; bridge: string; client: string } {
   return { page: `page ${origin}`, bridge: `bridge ${origin}`, client: `client ${origin}` };
 }
@@ -38,44 +39,42 @@ export const browserSitePlatform: SitePlatform = {
     await browser.permissions.remove({ origins: [pattern] });
   },
 
-  async register(origin, withClient) {
-    const ids = scriptIds(origin);
-    const all = [ids.page, ids.bridge, ids.client];
-    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: all })).map((s) => s.id);
-    if (existing.length > 0) await browser.scripting.unregisterContentScripts({ ids: existing });
-    const matches = [siteScriptPattern(origin, isFirefox())];
-    const common = { matches, runAt: 'document_start' as const, allFrames: false, persistAcrossSessions: true };
-    await browser.scripting.registerContentScripts([
-      { id: ids.page, js: [PAGE_SCRIPT_FILE], world: 'MAIN', ...common },
-      { id: ids.bridge, js: [BRIDGE_SCRIPT_FILE], ...common },
-      ...(withClient ? [{ id: ids.client, js: [CLIENT_SCRIPT_FILE], world: 'MAIN' as const, ...common }] : []),
-    ]);
+  async register(origin) {
+    // Only the bridge, in the isolated world, where a page cannot see it. The page-world scripts go
+    // in after the worker confirmed this exact origin (`injectPageWorld`), so a page elsewhere (another
+    // port: Chrome's default-port patterns and Firefox's patterns cover every port) sees nothing.
+    await this.unregister(origin);
+    await browser.scripting.registerContentScripts([{
+      id: scriptIds(origin).bridge, js: [BRIDGE_SCRIPT_FILE], matches: [siteScriptPattern(origin, isFirefox())],
+      runAt: 'document_start', allFrames: false, persistAcrossSessions: true,
+    }]);
   },
 
   async unregister(origin) {
     const ids = scriptIds(origin);
-    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [ids.page, ids.bridge, ids.client] })).map((s) => s.id);
+    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [ids.bridge, ids.page, ids.client] })).map((s) => s.id);
     if (existing.length > 0) await browser.scripting.unregisterContentScripts({ ids: existing });
   },
 
   async registeredOrigins() {
-    const ids = new Set((await browser.scripting.getRegisteredContentScripts()).map((s) => s.id));
-    return [...ids].filter((id) => id.startsWith('bridge ')).map((id) => {
-      const origin = id.slice('bridge '.length);
-      return { origin, client: ids.has(scriptIds(origin).client) };
-    });
+    const scripts = await browser.scripting.getRegisteredContentScripts();
+    return scripts.filter((s) => s.id.startsWith('bridge ')).map((s) => s.id.slice('bridge '.length));
   },
 
-  injectOpenTabs(origin, withClient) {
-    // The page script first: the bridge's first message finds it listening.
-    return injectInto(origin, [
-      { file: PAGE_SCRIPT_FILE, main: true }, { file: BRIDGE_SCRIPT_FILE, main: false },
-      ...(withClient ? [{ file: CLIENT_SCRIPT_FILE, main: true }] : []),
-    ]);
+  injectOpenTabs(origin) {
+    // The bridge asks the worker, which puts the page-world scripts in once it confirmed the origin.
+    return injectInto(origin, [{ file: BRIDGE_SCRIPT_FILE, main: false }]);
   },
 
   injectClient(origin) {
     return injectInto(origin, [{ file: CLIENT_SCRIPT_FILE, main: true }]);
+  },
+
+  async injectPageWorld(target, withClient) {
+    // Chrome names the document that asked, so a tab that navigated meanwhile gets nothing.
+    const into = target.documentId ? { tabId: target.tabId, documentIds: [target.documentId] } : { tabId: target.tabId, frameIds: [0] };
+    await browser.scripting.executeScript({ target: into as never, files: [PAGE_SCRIPT_FILE], world: 'MAIN', injectImmediately: true });
+    if (withClient) await browser.scripting.executeScript({ target: into as never, files: [CLIENT_SCRIPT_FILE], world: 'MAIN', injectImmediately: true });
   },
 
   async tellTabs(origin, message) {

@@ -36,9 +36,10 @@ export function sitePermissionPattern(origin: string): string {
 }
 
 /**
- * The content-script pattern for a site. Chrome matches ports, so a grant for one port reaches no
- * other; Firefox ignores ports in patterns (bug 1362809), so there the bridge's handshake with the
- * worker, which compares exact origins, keeps other ports silent.
+ * The bridge's pattern for a site. Chrome matches an explicit port, but a pattern without one (a
+ * default port) covers every port; Firefox ignores ports in patterns (bug 1362809). So the bridge,
+ * invisible to the page, may run on another port of the host: there the worker refuses its
+ * handshake (it compares exact origins) and nothing reaches the page.
  */
 export function siteScriptPattern(origin: string, firefox: boolean): string {
   if (firefox) return sitePermissionPattern(origin);
@@ -51,14 +52,16 @@ export interface SitePlatform {
   hasPermission(origin: string): Promise<boolean>;
   /** Drops the host permission unless `keep` says another user of the same pattern needs it. */
   removePermission(origin: string, keep: (pattern: string) => boolean): Promise<void>;
-  /** Registers the page API for the site (and the client adapter when `withClient`), replacing any. */
-  register(origin: string, withClient: boolean): Promise<void>;
+  /** Registers the bridge for the site's top frames, replacing any earlier registration. */
+  register(origin: string): Promise<void>;
   unregister(origin: string): Promise<void>;
-  registeredOrigins(): Promise<Array<{ origin: string; client: boolean }>>;
-  /** Injects the page API (and the client adapter) into the site's open tabs (top frames); how many took it. */
-  injectOpenTabs(origin: string, withClient: boolean): Promise<number>;
-  /** Injects only the client adapter into the site's open tabs (turned on after the page API). */
+  registeredOrigins(): Promise<string[]>;
+  /** Injects the bridge into the site's open tabs (top frames); how many took it. */
+  injectOpenTabs(origin: string): Promise<number>;
+  /** Injects the client adapter into the site's open tabs (the connection was turned on). */
   injectClient(origin: string): Promise<number>;
+  /** Puts the page-world scripts (the page API, and the client adapter when on) into one tab's top document. */
+  injectPageWorld(target: { tabId: number; documentId?: string }, withClient: boolean): Promise<void>;
   /** Sends a message to the bridge in each of the site's open tabs. */
   tellTabs(origin: string, message: unknown): Promise<void>;
   /** Opens an extension page in a small window; resolves with its window id. */

@@ -161,12 +161,13 @@ describe('Firefox ESR: the page API on allowed sites', () => {
     for (const s of senders) expect(s).toMatchObject({ origin: site.origin, frameId: 0, url: `${site.origin}/` });
     expect(senders.map((s) => s.type)).toContain('page.hello');
 
-    // Registered for later loads: Firefox keeps MAIN for the page script, and the pattern has no port.
+    // Registered for later loads: only the bridge, in the isolated world (the pattern has no port in
+    // Firefox); the worker puts the page script in once the bridge's origin is confirmed.
     const registered = await probe.page.evaluateAsync('browser.scripting.getRegisteredContentScripts()') as Array<Record<string, unknown>>;
     expect(registered.map((s) => [s.id, s.world, s.matches, s.js, s.allFrames, s.persistAcrossSessions]).sort()).toEqual([
       [`bridge ${site.origin}`, 'ISOLATED', [LOOPBACK], [BRIDGE_SCRIPT_FILE], false, true],
-      [`page ${site.origin}`, 'MAIN', [LOOPBACK], [PAGE_SCRIPT_FILE], false, true],
     ]);
+    expect(PAGE_SCRIPT_FILE).toBe('content/page.js');
   });
 
   it('a reload finds it again, through the registered scripts', async () => {
@@ -175,14 +176,14 @@ describe('Firefox ESR: the page API on allowed sites', () => {
     expect(await callVault(siteTab, 'vault_status')).toEqual({ result: { state: 'locked', scopes: ['read', 'backup'], userId: null, backup: false } });
   });
 
-  it('another port of 127.0.0.1 gets the scripts (Firefox ignores ports) but no answer: the worker refuses its origin', async () => {
+  it('another port of 127.0.0.1 gets the bridge (Firefox ignores ports) but nothing the page can see: the worker refuses its origin', async () => {
     const other = await openWebTab(rdp, probe.page, `${otherPort.origin}/`);
     await watchMessages(other);
     expect(await findsProvider(other)).toBe(false);
     expect(await seenMessages(other)).toEqual([]);
-    // The registered page script ran here: the pattern matched this port too…
-    expect(await pageScriptRan(other)).toBe(true);
-    // …and so did the bridge, which asked the worker with this port's origin and was refused.
+    // The page-world script never came: the worker puts it in only for a confirmed origin…
+    expect(await pageScriptRan(other)).toBe(false);
+    // …while the bridge, invisible to the page, ran (the pattern matched this port) and was refused.
     const senders = await sendersFrom(probe, otherPort.origin);
     expect(senders.map((s) => [s.type, s.origin, s.frameId])).toEqual([['page.hello', otherPort.origin, 0]]);
     // Asked again later, still nothing.

@@ -81,6 +81,9 @@ describe('page API on allowed sites', () => {
     expect(await findsProvider(other)).toBe(false);
     await other.reload();
     expect(await findsProvider(other)).toBe(false);
+    // Not even a trace on its window: the page-world script goes only into a confirmed origin.
+    expect(await other.evaluate(() => (window as unknown as Record<symbol, unknown>)[Symbol.for('matrix-key-vault.page')])).toBeUndefined();
+    expect(await page.evaluate(() => (window as unknown as Record<symbol, unknown>)[Symbol.for('matrix-key-vault.page')])).toBe(true);
     const frame = page.frame({ url: /frame\.html/ })!;
     expect(await findsProvider(frame)).toBe(false);
 

@@ -76,6 +76,7 @@ describe('page requests', () => {
     }
     expect(await vault.countSessions()).toBe(0);
     expect(platform.windows).toEqual([]);
+    expect(platform.pageWorld).toEqual([]); // nothing put into the page
   });
 
   it('keeps a grant to its exact origin: no subdomain, other port or scheme', async () => {
@@ -229,7 +230,10 @@ describe('page requests', () => {
     expect(platform.clients.size).toBe(0);
 
     expect(await route(services, { type: 'sites.connectClient', origin: SITE, on: true })).toMatchObject({ ok: true, value: { connectClient: true, client: null } });
-    expect(platform.clients).toEqual(new Set([SITE]));
+    expect(platform.clients).toEqual(new Set([SITE])); // put into the open tabs at once
+    // A page of the site that loads now gets the page API and the adapter once its bridge said hello.
+    expect(await call(SITE, { type: 'page.hello' })).toMatchObject({ ok: true });
+    expect(platform.pageWorld.at(-1)).toMatchObject({ tabId: 1, withClient: true });
     expect(await call(SITE, callOf('vault_reportClient', report))).toEqual({ ok: true, value: null });
     expect(await route(services, { type: 'sites.list' })).toMatchObject({ ok: true, value: [{ origin: SITE, connectClient: true, client: { ...report, at: expect.any(Number) } }] });
     for (const bad of [{ ...report, state: 'owned' }, { ...report, keysFetched: -1 }, { ...report, reason: 'x'.repeat(301) }, { ...report, clientUserId: 5 }]) {
@@ -239,7 +243,8 @@ describe('page requests', () => {
     // Off: the open tabs' adapters are told to detach, the script goes, reports are refused again.
     await route(services, { type: 'sites.connectClient', origin: SITE, on: false });
     expect(platform.told).toContainEqual({ origin: SITE, message: { type: 'page.client-off' } });
-    expect(platform.clients.size).toBe(0);
+    expect(await call(SITE, { type: 'page.hello' })).toMatchObject({ ok: true });
+    expect(platform.pageWorld.at(-1)).toMatchObject({ tabId: 1, withClient: false });
     expect(await call(SITE, callOf('vault_reportClient', report))).toMatchObject({ ok: false, error: { code: ErrorCode.unauthorized } });
     expect(await route(services, { type: 'sites.connectClient', origin: 'https://other.example', on: true })).toMatchObject({ ok: false, error: { kind: 'bad-request' } });
   });
