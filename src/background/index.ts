@@ -9,7 +9,7 @@ import { Vault } from '../platform/vault.ts';
 import { isRequest, type Result, type WorkerStatus } from '../shared/messages.ts';
 import { toWireError } from './errors.ts';
 import { route, senderTier } from './router.ts';
-import { OriginLimiter, pageSender, routePage } from './page-api.ts';
+import { pageGuards, pageSender, routePage } from './page-api.ts';
 import { browserSitePlatform } from '../platform/sites-browser.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -68,7 +68,7 @@ function ready(): Promise<Services> {
   );
 }
 
-const pageLimiter = new OriginLimiter();
+const guards = pageGuards();
 
 browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) => {
   const extensionOrigin = browser.runtime.getURL('');
@@ -76,7 +76,7 @@ browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) 
     // The third tier: the page API's bridge on an allowed site, with its own requests and checks.
     const page = pageSender(sender, browser.runtime.id, extensionOrigin);
     if (!page) return undefined;
-    return ready().then((services) => routePage(services, pageLimiter, page, message),
+    return ready().then((services) => routePage(services, guards, page, message),
       () => ({ ok: false, error: { code: -32603, message: 'The vault could not open its storage.' } }));
   }
   if (!isRequest(message)) {

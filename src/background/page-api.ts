@@ -86,7 +86,8 @@ export class OriginLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   constructor(private readonly now: () => number = Date.now, private readonly rate = PAGE_RATE_PER_SECOND, private readonly burst = PAGE_BURST) {}
 
-  take(origin: string): boolean {
+  /** Takes `cost` tokens (a request costs 1, plus 1 per 10 sessions it names). */
+  take(origin: string, cost = 1): boolean {
     const now = this.now();
     const b = this.#buckets.get(origin) ?? { tokens: this.burst, at: now };
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
@@ -94,20 +95,55 @@ export class OriginLimiter {
     this.#buckets.delete(origin); // re-inserted last: the map's order is least recently used first
     this.#buckets.set(origin, b);
     while (this.#buckets.size > 1000) this.#buckets.delete(this.#buckets.keys().next().value!);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (b.tokens < cost) return false;
+    b.tokens -= cost;
     return true;
+  }
+}
+
+/** Requests one origin may have running in the worker at once (its tabs together). */
+export const MAX_PAGE_REQUESTS_PER_ORIGIN = 8;
+/** A getRoomKeys request starts no new lookup after this long; the rest come back "ask again". */
+export const GET_KEYS_DEADLINE_MS = 40_000;
+
+/** How many requests each origin has running, so one site's many tabs cannot fill the worker. */
+export class OriginInFlight {
+  readonly #running = new Map<string, number>();
+  enter(origin: string): boolean {
+    const n = this.#running.get(origin) ?? 0;
+    if (n >= MAX_PAGE_REQUESTS_PER_ORIGIN) return false;
+    this.#running.set(origin, n + 1);
+    return true;
+  }
+  leave(origin: string): void {
+    const n = (this.#running.get(origin) ?? 1) - 1;
+    if (n <= 0) this.#running.delete(origin);
+    else this.#running.set(origin, n);
   }
 }
 
 /** Backup fetches one getRoomKeys request runs at once. */
 const FETCH_CONCURRENCY = 6;
 
-export async function routePage(services: Services, limiter: OriginLimiter, from: PageSender, request: unknown): Promise<PageResult> {
+export interface PageGuards {
+  limiter: OriginLimiter;
+  inFlight: OriginInFlight;
+}
+
+export function pageGuards(): PageGuards {
+  return { limiter: new OriginLimiter(), inFlight: new OriginInFlight() };
+}
+
+export async function routePage(services: Services, guards: PageGuards, from: PageSender, request: unknown): Promise<PageResult> {
+  if (!guards.inFlight.enter(from.origin)) {
+    return { ok: false, error: { code: ErrorCode.limitExceeded, message: 'Too many requests from this site at once: wait for some to finish.' } };
+  }
   try {
-    return { ok: true, value: await dispatchPage(services, limiter, from, request) };
+    return { ok: true, value: await dispatchPage(services, guards.limiter, from, request) };
   } catch (e) {
     return { ok: false, error: toPageError(e) };
+  } finally {
+    guards.inFlight.leave(from.origin);
   }
 }
 
@@ -126,10 +162,15 @@ async function dispatchPage(services: Services, limiter: OriginLimiter, from: Pa
   if (!isPlainJson(params) || typeof params !== 'object' || params === null || Array.isArray(params)) {
     throw new PageApiError(ErrorCode.invalidParams, 'params must be a plain object of JSON data.');
   }
-  return method(request.method, services, grant, from, params as Record<string, unknown>);
+  return method(request.method, services, limiter, grant, from, params as Record<string, unknown>);
 }
 
-async function method(name: PageMethod, services: Services, grant: SiteGrant, from: PageSender, params: Record<string, unknown>): Promise<unknown> {
+/** Sessions cost their share of the origin's budget: 1 token per 10. */
+function chargeSessions(limiter: OriginLimiter, origin: string, count: number): void {
+  if (!limiter.take(origin, Math.ceil(count / 10))) throw new PageApiError(ErrorCode.limitExceeded, 'Too many sessions asked for from this site: wait a moment and retry.');
+}
+
+async function method(name: PageMethod, services: Services, limiter: OriginLimiter, grant: SiteGrant, from: PageSender, params: Record<string, unknown>): Promise<unknown> {
   switch (name) {
     case 'vault_status':
       return pageStatus(services, grant);
@@ -142,12 +183,18 @@ async function method(name: PageMethod, services: Services, grant: SiteGrant, fr
     case 'vault_getRoomKeys': {
       requireScope(grant, 'read');
       const refs = sessionRefs(params.sessions);
+      chargeSessions(limiter, from.origin, refs.length);
       if (!(await isUnlocked(services))) throw new PageApiError(ErrorCode.vaultLocked, 'The vault is locked: the user unlocks it in the extension popup.');
-      return { keys: await getRoomKeys(services, refs) } satisfies PageMethods['vault_getRoomKeys']['result'];
+      const keys = await getRoomKeys(services, refs);
+      // Revoked, or its scope taken, while the keys were looked up: nothing goes out.
+      const now = await services.sites.grantOf(from.origin);
+      if (!now?.scopes.includes('read')) throw new PageApiError(ErrorCode.unauthorized, 'This site may no longer read keys.');
+      return { keys } satisfies PageMethods['vault_getRoomKeys']['result'];
     }
     case 'vault_backupRoomKeys': {
       requireScope(grant, 'backup');
       const sessions = sessionList(params.sessions);
+      chargeSessions(limiter, from.origin, sessions.length);
       // A page adds sessions; it never replaces one the vault holds (see IngestOptions.onlyNew).
       const summary = await ingestSessions(services.vault, sessions, { onlyNew: true });
       if (summary.stored > 0) services.kickUpload();
@@ -208,13 +255,18 @@ export async function pageStatus(services: Services, grant: SiteGrant): Promise<
 }
 
 /** Each session from the vault, else from the backup; a miss or a failed fetch is "not found" for that one only. */
-async function getRoomKeys(services: Services, refs: Array<{ roomId: string; sessionId: string }>): Promise<RoomKeyResult[]> {
+async function getRoomKeys(services: Services, refs: Array<{ roomId: string; sessionId: string }>, deadlineMs = GET_KEYS_DEADLINE_MS): Promise<RoomKeyResult[]> {
   const results: RoomKeyResult[] = new Array(refs.length);
+  const deadline = Date.now() + deadlineMs;
   let next = 0;
   const work = async (): Promise<void> => {
     while (next < refs.length) {
       const i = next++;
       const { roomId, sessionId } = refs[i]!;
+      if (Date.now() > deadline) {
+        results[i] = { roomId, sessionId, found: false, error: 'Not looked up: the request ran out of time; ask again.' };
+        continue;
+      }
       try {
         const key = await services.sessions.get(roomId, sessionId);
         results[i] = key ? { roomId, sessionId, found: true, key: key as never } : { roomId, sessionId, found: false };

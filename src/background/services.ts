@@ -118,8 +118,30 @@ export function restoreServer(client: HomeserverClient): RestoreServer {
   };
 }
 
+/** Single-session backup fetches (for web pages) running at once, across all sites. */
+export const SESSION_FETCH_SLOTS = 4;
+
+/** Runs at most `size` tasks at once; the others wait their turn in order. */
+export class Slots {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(size: number) { this.#free = size; }
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
 export function createServices(vault: Vault, hooks: ServiceHooks): Services {
   const newId = (): string => crypto.randomUUID();
+  const fetchSlots = new Slots(SESSION_FETCH_SLOTS);
   const restore = new RestoreDriver({
     vault,
     server: async () => {
@@ -138,11 +160,13 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
   const sessions = new SessionFetcher({
     vault,
     unlocked: () => hooks.unlockStore.get(),
-    getBackupSession: async (version, roomId, sessionId) => {
+    // However many sites ask, at most a few single-session fetches run at once: the homeserver and
+    // the vault's own uploads and restores are not crowded out.
+    getBackupSession: (version, roomId, sessionId) => fetchSlots.run(async () => {
       const client = await clientFor(vault);
       if (!client) throw new AppError('not-signed-in', 'Sign in to your Matrix account first.');
       return client.getBackupSessionKey(version, roomId, sessionId, { timeoutMs: 15_000 });
-    },
+    }),
     now: Date.now,
     newId,
   });

@@ -6,7 +6,8 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backupPublicKey, encodeBase64 } from '../../../src/core/index.ts';
-import { OriginLimiter, pageSender, routePage, type PageResult } from '../../../src/background/page-api.ts';
+import { OriginInFlight, OriginLimiter, pageGuards, pageSender, routePage, MAX_PAGE_REQUESTS_PER_ORIGIN, type PageResult } from '../../../src/background/page-api.ts';
+import { Slots } from '../../../src/background/services.ts';
 import { route } from '../../../src/background/router.ts';
 import { ingestSessions } from '../../../src/background/ingest.ts';
 import { createServices, type Services } from '../../../src/background/services.ts';
@@ -46,7 +47,7 @@ describe('page requests', () => {
   const opened: Vault[] = [];
   afterEach(() => { for (const v of opened.splice(0)) v.close(); });
 
-  async function setUp(options: { unlocked?: boolean } = {}): Promise<{ limiter: OriginLimiter; call: (origin: string, request: unknown) => Promise<PageResult> }> {
+  async function setUp(options: { unlocked?: boolean } = {}): Promise<{ call: (origin: string, request: unknown) => Promise<PageResult> }> {
     vault = await Vault.open(`page-api-${Math.random()}`);
     opened.push(vault);
     platform = memorySitePlatform([SITE, 'http://127.0.0.1:8080']);
@@ -61,8 +62,8 @@ describe('page requests', () => {
     const publicKey = await backupPublicKey(privateKey);
     await vault.setPin({ userId: USER, version: '1', publicKey, epoch: 1, source: 'created', pinnedAt: 0 });
     if (options.unlocked) await unlockStore.set({ userId: USER, version: '1', publicKey, privateKey: encodeBase64(privateKey), via: 'recovery-key', at: 0 });
-    const limiter = new OriginLimiter();
-    return { limiter, call: (origin, request) => routePage(services, limiter, { origin, tabId: 1 }, request) };
+    const guards = pageGuards();
+    return { call: (origin, request) => routePage(services, guards, { origin, tabId: 1 }, request) };
   }
 
   const callOf = (method: string, params?: unknown) => ({ type: 'page.call', method, ...(params !== undefined ? { params } : {}) });
@@ -291,12 +292,46 @@ describe('page requests', () => {
     });
     await route(services2, { type: 'sites.allow', origin: SITE, scopes: ['backup'] });
     // The page's copy claims index 0: accepted (it is a valid session) but not stored over the held one.
-    const answer = await routePage(services2, new OriginLimiter(), { origin: SITE, tabId: 1 }, callOf('vault_backupRoomKeys', { sessions: [session] }));
+    const answer = await routePage(services2, pageGuards(), { origin: SITE, tabId: 1 }, callOf('vault_backupRoomKeys', { sessions: [session] }));
     expect(answer).toMatchObject({ ok: true, value: { results: [{ accepted: true }] } });
     const [after] = await fresh.getSessions([[session!.room_id, session!.session_id]]);
     expect(after).toMatchObject({ firstMessageIndex: 5, revision: 'held-at-5' });
     // An extension page's import (a key file the user chose) still stores the better copy.
     expect((await ingestSessions(fresh, [session])).stored).toBe(1);
+  });
+
+  it('charges sessions to the site\'s budget, caps its requests in flight, and fetches from the backup a few at a time', async () => {
+    const limiter = new OriginLimiter(() => 0);
+    expect(limiter.take(SITE, 40)).toBe(true); // the whole burst at once
+    expect(limiter.take(SITE)).toBe(false);
+    expect(limiter.take('https://other.example')).toBe(true);
+
+    const inFlight = new OriginInFlight();
+    for (let i = 0; i < MAX_PAGE_REQUESTS_PER_ORIGIN; i++) expect(inFlight.enter(SITE)).toBe(true);
+    expect(inFlight.enter(SITE)).toBe(false);
+    expect(inFlight.enter('https://other.example')).toBe(true);
+    inFlight.leave(SITE);
+    expect(inFlight.enter(SITE)).toBe(true);
+
+    const slots = new Slots(2);
+    let running = 0;
+    let most = 0;
+    await Promise.all(Array.from({ length: 10 }, () => slots.run(async () => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 2));
+      running--;
+    })));
+    expect(most).toBe(2);
+
+    // 100 sessions cost 10 more tokens (charged before anything else, even on a locked vault):
+    // three such requests in a burst, then the site waits.
+    await setUp();
+    await route(services, { type: 'sites.allow', origin: SITE, scopes: ['read'] });
+    const frozen = { limiter: new OriginLimiter(() => 0), inFlight: new OriginInFlight() }; // no refill
+    const refs = Array.from({ length: 100 }, (_, i) => ({ roomId: '!r:x', sessionId: `s${i}` }));
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await routePage(services, frozen, { origin: SITE, tabId: 1 }, callOf('vault_getRoomKeys', { sessions: refs })));
+    expect(answers.map((a) => (a.ok ? 0 : a.error.code))).toEqual([ErrorCode.vaultLocked, ErrorCode.vaultLocked, ErrorCode.vaultLocked, ErrorCode.limitExceeded, ErrorCode.limitExceeded]);
   });
 });
 
