@@ -13,6 +13,8 @@ import { AppError } from './errors.ts';
 
 /** How long an approval window waits for the user before it counts as a refusal. */
 export const APPROVAL_TIMEOUT_MS = 5 * 60_000;
+/** After a "no" (or a closed window) a site must wait this long before it may ask again. */
+export const APPROVAL_COOLDOWN_MS = 5_000;
 
 export interface PendingApproval {
   id: string;
@@ -55,6 +57,7 @@ export class Sites {
   readonly #waiting = new Map<string, Waiting>();
   readonly #reports = new Map<string, ClientReportSeen>();
   readonly #intents = new Map<string, { origin: string; scopes: Scope[]; at: number }>();
+  readonly #refusedAt = new Map<string, number>();
 
   constructor(private readonly deps: {
     vault: Vault;
@@ -214,6 +217,11 @@ export class Sites {
     if ([...this.#waiting.values()].some((w) => w.origin === origin)) {
       throw new AppError('rate-limited', 'An approval for this site is already open: answer it first.');
     }
+    // A site may not bring the window back the moment the user said no.
+    const refused = this.#refusedAt.get(origin);
+    if (refused !== undefined && this.deps.now() - refused < APPROVAL_COOLDOWN_MS) {
+      throw new AppError('rate-limited', 'The user just said no to this site: wait before asking again.');
+    }
     const id = this.deps.newId();
     const granted = await new Promise<boolean>((resolve) => {
       const waiting: Waiting = {
@@ -235,7 +243,11 @@ export class Sites {
         () => waiting.settle(false),
       );
     });
-    if (!granted) throw new ApprovalRefused('The user did not allow this.');
+    if (!granted) {
+      this.#refusedAt.set(origin, this.deps.now());
+      if (this.#refusedAt.size > 1000) this.#refusedAt.delete(this.#refusedAt.keys().next().value!);
+      throw new ApprovalRefused('The user did not allow this.');
+    }
     const sites = await this.deps.vault.updateSites((list) => list.map((g) =>
       g.origin === origin ? { ...g, scopes: SCOPES.filter((s) => g.scopes.includes(s) || missing.includes(s)) } : g));
     const after = sites.find((g) => g.origin === origin);

@@ -10,16 +10,27 @@ import type { Scope } from '../shared/page-api.ts';
 import { siteTexts } from './texts.ts';
 import { Alert, ErrorText, Header, useAction } from './ui.tsx';
 
+const ARM_DELAY_MS = 1000;
+
 function Approve() {
   const id = decodeURIComponent(location.hash.slice(1));
   const [asked, setAsked] = useState<{ origin: string; scopes: Scope[] } | null | undefined>(undefined);
   const [answered, setAnswered] = useState<boolean | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
+  // The buttons wake up a moment after the window shows: a page cannot time the window to catch a
+  // click the user meant for something else.
+  const [armed, setArmed] = useState(false);
   useEffect(() => {
     request({ type: 'approval.get', id }).then(setAsked, setLoadError);
+    const timer = setTimeout(() => setArmed(true), ARM_DELAY_MS);
+    return () => clearTimeout(timer);
   }, [id]);
   const answer = (allow: boolean) => async () => {
-    await request({ type: 'approval.answer', id, allow });
+    const { answered } = await request({ type: 'approval.answer', id, allow });
+    if (!answered) {
+      setAsked(null); // no longer waiting (the worker restarted, or it timed out): nothing was decided
+      return;
+    }
     setAnswered(allow);
     window.close();
   };
@@ -37,8 +48,8 @@ function Approve() {
             <p>{siteTexts.approvalAsk(asked.origin)}</p>
             <ul data-testid="approval-scopes">{asked.scopes.map((s) => <li key={s} data-scope={s}>{siteTexts.scopeNames[s]}</li>)}</ul>
             <div class="row">
-              <button type="button" disabled={allow.busy || deny.busy} onClick={() => allow.start()}>{siteTexts.approvalAllow}</button>
-              <button type="button" class="secondary" disabled={allow.busy || deny.busy} onClick={() => deny.start()}>{siteTexts.approvalDeny}</button>
+              <button type="button" disabled={!armed || allow.busy || deny.busy} onClick={() => allow.start()}>{siteTexts.approvalAllow}</button>
+              <button type="button" class="secondary" disabled={!armed || allow.busy || deny.busy} onClick={() => deny.start()}>{siteTexts.approvalDeny}</button>
             </div>
             {allow.error !== null && <ErrorText error={allow.error} />}
             {deny.error !== null && <ErrorText error={deny.error} />}

@@ -11,6 +11,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HomeserverClient } from '../../src/platform/homeserver.ts';
 import { ErrorCode } from '../../src/shared/page-api.ts';
+import { APPROVAL_COOLDOWN_MS } from '../../src/background/sites.ts';
 import { chromeDist, launchExtension, type ExtensionBrowser } from '../harness/browser.ts';
 import { createBackupViaPage, signInViaPopup, workerStatus } from '../harness/extension-ui.ts';
 import { allowSiteViaPopup, callVault, findsProvider, grantedCopy, recordStatus, startSite, statusEvents, type Site } from '../harness/page-site.ts';
@@ -113,6 +114,9 @@ describe('page API on allowed sites', () => {
     expect(await denyWindow.locator('[data-scope]').evaluateAll((els) => els.map((e) => e.getAttribute('data-scope')))).toEqual(['backup']);
     await answerApproval(denyWindow, 'Deny');
     expect(await page.evaluate(() => (window as unknown as { __ask: Promise<unknown> }).__ask)).toEqual({ code: ErrorCode.userRejected });
+    // Right after a "no" the page may not bring the window back; a few seconds later it may.
+    expect((await callVault(page, 'vault_requestScopes', { scopes: ['backup'] })).error?.code).toBe(ErrorCode.limitExceeded);
+    await page.waitForTimeout(APPROVAL_COOLDOWN_MS + 200);
 
     // Allowed: the promise resolves with both scopes, and the page hears the change.
     await recordStatus(page);
