@@ -1,7 +1,7 @@
 /**
  * What to do after a vault request failed, shared by fetching and hand-over: wait for the vault's
- * status to change (locked, scope missing, extension gone), give up on the batch (the request itself
- * is wrong and would fail again), or retry later with a growing delay (rate limit, vault error).
+ * status to change (locked, scope missing), give up on the batch (the request itself is wrong and
+ * would fail again), or retry later with a growing delay (rate limit, vault error, no answer).
  * Never retry at once: a page must not spin on an extension that keeps saying no.
  */
 import { ErrorCode } from '../shared/page-api.ts';
@@ -20,8 +20,10 @@ export function afterFailure(error: unknown, scope: 'read' | 'backup'): AfterFai
     case ErrorCode.unauthorized:
     case ErrorCode.userRejected:
       return { action: 'wait', gate: `this site does not hold the '${scope}' scope: call vault.requestScopes(['${scope}'])` };
+    // Often brief: the worker was stopped mid-request, or did not answer in time. A restarted worker
+    // sends no status change, so waiting for one could wait for ever: retry later, backing off.
     case ErrorCode.disconnected:
-      return { action: 'wait', gate: 'the extension cannot be reached (reloaded or updated?): reload the page' };
+      return { action: 'retry' };
     case ErrorCode.invalidParams:
     case ErrorCode.unsupportedMethod:
       return { action: 'drop' };

@@ -34,7 +34,7 @@ function startBridge(): void {
 
   const hello = (): void => {
     state = 'checking';
-    sendToWorker({ type: 'page.hello' }).then((answer) => {
+    sendToWorker({ type: 'page.hello' }, { repeatable: true }).then((answer) => {
       const result = answer as { ok?: boolean; error?: { code?: unknown } } | undefined;
       if (result?.ok === true) {
         state = 'allowed';
@@ -78,7 +78,8 @@ function startBridge(): void {
 
     inFlight++;
     // Fresh data from the text: nothing of the page's objects reaches the extension.
-    sendToWorker({ type: 'page.call', method, params: JSON.parse(body) as unknown }).then(
+    // Every method but an approval may be asked twice: a worker stopped mid-answer is asked again.
+    sendToWorker({ type: 'page.call', method, params: JSON.parse(body) as unknown }, { repeatable: method !== 'vault_requestScopes' }).then(
       (result) => {
         const r = result as { ok?: unknown; value?: unknown; error?: { code?: unknown; message?: unknown } } | undefined;
         if (r?.ok === true) answer({ result: r.value });

@@ -120,15 +120,22 @@ export function createRequester(send: SendMessage, options: RequesterOptions = {
 export const request: Requester = createRequester((message) => browser.runtime.sendMessage(message));
 
 /**
- * For the page API's bridge: one message to the worker. Sent again (after a short wait) only when it
- * reached no worker; any other failure is thrown as it is, for the bridge to turn into a page error.
+ * For the page API's bridge: one message to the worker. Sent again (after a short wait) when it
+ * reached no worker; and once more when the worker stopped before answering, if `repeatable` (asking
+ * twice does no harm). Any other failure is thrown as it is, for the bridge to turn into a page error.
  */
-export async function sendToWorker(message: unknown, delays: readonly number[] = RETRY_DELAYS_MS): Promise<unknown> {
+export async function sendToWorker(message: unknown, options: { repeatable?: boolean; delays?: readonly number[] } = {}): Promise<unknown> {
+  const delays = options.delays ?? RETRY_DELAYS_MS;
+  let lostAnswers = 0;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await browser.runtime.sendMessage(message);
+      const answer = await browser.runtime.sendMessage(message);
+      if (answer !== undefined) return answer;
+      throw new Error('message channel closed before a response was received');
     } catch (error) {
-      if (classifyFailure(error) !== 'not-delivered' || attempt >= delays.length) throw error;
+      const failure = classifyFailure(error);
+      const again = failure === 'not-delivered' || (failure === 'lost-answer' && options.repeatable === true && ++lostAnswers <= 1);
+      if (!again || attempt >= delays.length) throw error;
       await new Promise<void>((resolve) => setTimeout(resolve, delays[attempt]!));
     }
   }
