@@ -58,6 +58,17 @@ export class Sites {
   readonly #reports = new Map<string, ClientReportSeen>();
   readonly #intents = new Map<string, { origin: string; scopes: Scope[]; at: number }>();
   readonly #refusedAt = new Map<string, number>();
+  /**
+   * Changes to grants and to what is registered run one at a time: two popups allowing one site, or
+   * a revoke while an allow is still registering, must not leave scripts behind without a grant.
+   */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  #serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(change, change);
+    this.#queue = run.catch(() => undefined); // the next change runs whatever this one did; its caller sees the error
+    return run;
+  }
 
   constructor(private readonly deps: {
     vault: Vault;
@@ -80,7 +91,11 @@ export class Sites {
    * Allows a site (from the popup, after the browser granted its host permission in the click):
    * stores the grant, registers the scripts and injects them into the site's open tabs at once.
    */
-  async grant(origin: string, scopes: Scope[]): Promise<{ grant: SiteGrant; injected: number }> {
+  grant(origin: string, scopes: Scope[]): Promise<{ grant: SiteGrant; injected: number }> {
+    return this.#serial(() => this.#grant(origin, scopes));
+  }
+
+  async #grant(origin: string, scopes: Scope[]): Promise<{ grant: SiteGrant; injected: number }> {
     if (!(await this.deps.platform.hasPermission(origin))) {
       throw new AppError('bad-request', `The browser has not given the extension access to ${origin}; allow it in the prompt the popup opens.`);
     }
@@ -118,11 +133,15 @@ export class Sites {
   }
 
   /** The browser added host permissions: a site the user was just asked about is allowed now. */
-  async permissionAdded(patterns: readonly string[]): Promise<void> {
+  permissionAdded(patterns: readonly string[]): Promise<void> {
+    return this.#serial(() => this.#permissionAdded(patterns));
+  }
+
+  async #permissionAdded(patterns: readonly string[]): Promise<void> {
     for (const pattern of patterns) {
       const intent = this.#intents.get(pattern);
       this.#intents.delete(pattern);
-      if (intent && this.deps.now() - intent.at < INTENT_TTL_MS) await this.grant(intent.origin, intent.scopes);
+      if (intent && this.deps.now() - intent.at < INTENT_TTL_MS) await this.#grant(intent.origin, intent.scopes);
     }
   }
 
@@ -130,7 +149,11 @@ export class Sites {
    * "Connect to the Matrix client on this site": the adapter script is registered (and put into
    * open tabs) or taken away (open tabs' adapters detach at once).
    */
-  async connectClient(origin: string, on: boolean): Promise<SiteGrant> {
+  connectClient(origin: string, on: boolean): Promise<SiteGrant> {
+    return this.#serial(() => this.#connectClient(origin, on));
+  }
+
+  async #connectClient(origin: string, on: boolean): Promise<SiteGrant> {
     const sites = await this.deps.vault.updateSites((list) => list.map((g) => (g.origin === origin ? { ...g, connectClient: on } : g)));
     const grant = sites.find((g) => g.origin === origin);
     if (!grant) throw new AppError('bad-request', `${origin} is not allowed to use the vault: allow it first.`);
@@ -158,7 +181,11 @@ export class Sites {
   }
 
   /** Takes a site's grant away: refused at once (the grant is gone first), then the tabs are told. */
-  async revoke(origin: string): Promise<boolean> {
+  revoke(origin: string): Promise<boolean> {
+    return this.#serial(() => this.#revoke(origin));
+  }
+
+  async #revoke(origin: string): Promise<boolean> {
     let found = false;
     const remaining = await this.deps.vault.updateSites((list) => {
       found = list.some((g) => g.origin === origin);
@@ -180,20 +207,28 @@ export class Sites {
    * longer granted are unregistered, granted sites whose scripts are missing are registered again,
    * and grants whose host permission the user took away in the browser's settings are dropped.
    */
-  async reconcile(): Promise<void> {
+  reconcile(): Promise<void> {
+    return this.#serial(() => this.#reconcile());
+  }
+
+  async #reconcile(): Promise<void> {
     const grants = await this.deps.vault.getSites();
     const registered = new Set(await this.deps.platform.registeredOrigins());
     for (const origin of registered) if (!grants.some((g) => g.origin === origin)) await this.deps.platform.unregister(origin);
     for (const grant of grants) {
-      if (!(await this.deps.platform.hasPermission(grant.origin))) await this.revoke(grant.origin);
+      if (!(await this.deps.platform.hasPermission(grant.origin))) await this.#revoke(grant.origin);
       else if (!registered.has(grant.origin)) await this.deps.platform.register(grant.origin);
     }
   }
 
   /** The browser took a host permission away: the grants it carried go too. */
-  async permissionRemoved(patterns: readonly string[]): Promise<void> {
+  permissionRemoved(patterns: readonly string[]): Promise<void> {
+    return this.#serial(() => this.#permissionRemoved(patterns));
+  }
+
+  async #permissionRemoved(patterns: readonly string[]): Promise<void> {
     for (const grant of await this.deps.vault.getSites()) {
-      if (patterns.includes(sitePermissionPattern(grant.origin))) await this.revoke(grant.origin);
+      if (patterns.includes(sitePermissionPattern(grant.origin))) await this.#revoke(grant.origin);
     }
   }
 

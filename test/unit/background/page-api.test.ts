@@ -339,6 +339,21 @@ describe('page requests', () => {
     for (let i = 0; i < 5; i++) answers.push(await routePage(services, frozen, { origin: SITE, tabId: 1 }, callOf('vault_getRoomKeys', { sessions: refs })));
     expect(answers.map((a) => (a.ok ? 0 : a.error.code))).toEqual([ErrorCode.vaultLocked, ErrorCode.vaultLocked, ErrorCode.vaultLocked, ErrorCode.limitExceeded, ErrorCode.limitExceeded]);
   });
+
+  it('runs grant changes one at a time: an allow racing a revoke leaves no script without a grant', async () => {
+    await setUp();
+    // The browser's registration takes a while, as a real one does.
+    const register = platform.register;
+    platform.register = async (origin) => { await new Promise((r) => setTimeout(r, 20)); await register(origin); };
+    const outcomes = await Promise.allSettled([
+      services.sites.grant(SITE, ['read']),
+      services.sites.revoke(SITE),
+      services.sites.grant(SITE, ['read', 'backup']), // refused: the revoke gave the permission back
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(await vault.getSites()).toEqual([]);
+    expect(platform.scripts.size).toBe(0);
+  });
 });
 
 async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
