@@ -53,6 +53,9 @@ function startAdapter(): void {
   let stopped = false;
   let looking = false;
   let lastSent = '';
+  // A vault that does not answer is looked for again later and later (2 s doubling to 1 min).
+  let lookAgainAt = 0;
+  let lookDelay = 0;
 
   const send = (report: ClientReport): void => {
     const text = JSON.stringify(report);
@@ -121,11 +124,16 @@ function startAdapter(): void {
   const tick = async (): Promise<void> => {
     if (stopped) return;
     if (!vault) {
-      if (looking) return;
+      if (looking || Date.now() < lookAgainAt) return;
       looking = true;
       try {
         vault = await findKeyVault({ timeoutMs: 500 });
-        if (!vault) return;
+        if (!vault) {
+          lookDelay = Math.min(lookDelay === 0 ? 2000 : lookDelay * 2, 60_000);
+          lookAgainAt = Date.now() + lookDelay;
+          return;
+        }
+        lookDelay = 0;
         status = await vault.status();
         vault.onStatusChanged((next) => {
           status = next;
