@@ -89,6 +89,27 @@ export class SessionFetcher {
     while (this.#misses.size > MISS_CACHE_SIZE) this.#misses.delete(this.#misses.keys().next().value!);
   }
 
+  /**
+   * The sessions the vault holds under the unlocked key, in one lookup and one batch of decryption;
+   * `undefined` for the others (ask `get` for those: it goes to the backup).
+   */
+  async getHeld(refs: ReadonlyArray<{ roomId: string; sessionId: string }>): Promise<Array<ExportedRoomKey | undefined>> {
+    const key = await this.deps.unlocked();
+    if (!key) throw new AppError('locked', 'The vault is locked: unlock it in the extension popup.');
+    const decryptor = await this.#decryptorFor(key);
+    const rows = await this.deps.vault.getSessions(refs.map((r) => [r.roomId, r.sessionId] as const));
+    const held = rows.map((row) => (row && row.publicKey === key.publicKey ? row : undefined));
+    const present = held.filter((row): row is StoredSession => row !== undefined);
+    const opened = await decryptor.decryptMany(present.map((row) => row.sessionData));
+    const byKey = new Map<string, ExportedRoomKey>();
+    present.forEach((row, i) => {
+      const result = opened[i]!;
+      // A row that does not decrypt (damaged) is left to `get`, which asks the backup.
+      if (result.ok) byKey.set(sessionKey(row.roomId, row.sessionId), toExported(row.roomId, row.sessionId, result.value));
+    });
+    return refs.map((r) => byKey.get(sessionKey(r.roomId, r.sessionId)));
+  }
+
   /** Drops the decryptor (and with it the imported private key): the vault was locked. */
   forget(): void {
     this.#decryptor = null;
