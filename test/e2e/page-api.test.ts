@@ -179,6 +179,14 @@ describe('page API on allowed sites', () => {
     await sitesPopup.getByTestId('allow-site').waitFor();
     const after = await callVault(page, 'vault_status');
     expect(after.error?.code).toBe(ErrorCode.disconnected);
+    // Allowed again: the same open tab (its bridge was told "revoked") is connected again at once.
+    await (await allowSiteViaPopup(ext, site.origin, ['read'])).close();
+    expect(await findsProvider(page)).toBe(true);
+    expect((await callVault(page, 'vault_status')).result).toMatchObject({ scopes: ['read'] });
+    // Stopped again, then a reload: nothing at all.
+    await sitesPopup.reload();
+    await sitesPopup.locator(`[data-testid=site][data-origin="${site.origin}"]`).getByRole('button', { name: 'Stop allowing' }).click();
+    await sitesPopup.getByTestId('allow-site').waitFor();
     await page.reload();
     expect(await findsProvider(page)).toBe(false);
     expect(await ext.worker.evaluate(() => chrome.scripting.getRegisteredContentScripts())).toEqual([]);
