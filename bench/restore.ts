@@ -47,6 +47,7 @@ import { closePeerMachine, createPeerMachine, createSessions, exportSessions, gr
 import { pageProbe, startSampling, workerProbe, type HeapStats } from './heap-probe.ts';
 import type { ElementRestoreInput, ElementRestoreResult } from './restore-element-page.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
+import { synapseApi as api, SynapseApiError } from './common.ts';
 
 class BenchError extends Error {
   override readonly name = 'BenchError';
@@ -142,17 +143,6 @@ function printTable(head: string[], rows: string[][]): void {
 
 
 /** A Client-Server API call with an access token; the token never appears in a message. */
-async function api<T>(baseUrl: string, accessToken: string, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    headers: { authorization: `Bearer ${accessToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(600_000),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new BenchError('synapse', `${method} ${path.split('?')[0]} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text) as T;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Sessions: distinct, valid, in the shape Element's crypto exports
@@ -732,7 +722,7 @@ try {
   await main();
 } catch (e) {
   const kind = (e as { kind?: unknown } | null)?.kind;
-  const text = e instanceof BenchError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+  const text = e instanceof BenchError || e instanceof SynapseApiError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
   console.error(`bench/restore.ts failed${typeof kind === 'string' ? ` (${kind})` : ''}: ${text}`);
   process.exitCode = 1;
 }

@@ -31,6 +31,7 @@ import {
   type BackedUpSessionData, type EncryptedSessionData,
 } from '../src/core/index.ts';
 import { startSynapse, type Synapse } from '../test/harness/synapse.ts';
+import { synapseApi as api, SynapseApiError } from './common.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -47,17 +48,6 @@ const int = (n: number): string => Math.round(n).toLocaleString('en');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A Client-Server API call with an access token; the token never appears in a message. */
-export async function api<T>(baseUrl: string, accessToken: string, method: string, path: string, body?: unknown, timeoutMs = 600_000): Promise<T> {
-  const response = await fetch(`${baseUrl}/_matrix/client/v3${path}`, {
-    method,
-    headers: { authorization: `Bearer ${accessToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new ScaleFillError('synapse', `${method} ${path.split('?')[0]} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text) as T;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Sessions and PUT bodies (run in worker threads, or in this thread with workers = 0)
@@ -656,7 +646,7 @@ if (isMainThread && process.argv[1] && resolve(process.argv[1]) === resolve(impo
     await main();
   } catch (e) {
     const kind = (e as { kind?: unknown } | null)?.kind;
-    console.error(`bench/scale-fill.ts failed${typeof kind === 'string' ? ` (${kind})` : ''}: ${e instanceof ScaleFillError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    console.error(`bench/scale-fill.ts failed${typeof kind === 'string' ? ` (${kind})` : ''}: ${e instanceof ScaleFillError || e instanceof SynapseApiError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e)}`);
     process.exitCode = 1;
   }
 }

@@ -22,7 +22,8 @@ import { Agent, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { SYNAPSE_VERSION } from '../test/harness/synapse.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
-import { api, fillScaleBackup, type ScaleBackup } from './scale-fill.ts';
+import { fillScaleBackup, type ScaleBackup } from './scale-fill.ts';
+import { synapseApi as api } from './common.ts';
 
 class ScaleError extends Error {
   override readonly name = 'ScaleError';
