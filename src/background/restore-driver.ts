@@ -1,5 +1,6 @@
 /**
- * Drives a restore (DESIGN flow 3): downloads the current backup as a stream, checks each entry by
+ * Drives a restore (DESIGN flow 3): downloads the current backup as a stream (or, when the whole
+ * download's first byte does not come in time, room by room), checks each entry by
  * decrypting it, and stores it in the vault in its backup-encrypted form (the server's
  * `session_data`: no plaintext at rest), marked as uploaded to that version. Each chunk's rows,
  * failures and counters are written in one transaction, tagged with the restore's id, so a worker
@@ -8,7 +9,7 @@
  */
 import { createBackupDecryptor, decodeBase64, parseExportedSession, type BackedUpSessionData, type BackupDecryptor } from '../core/index.ts';
 import {
-  applyChunk, decideAfterPass, doneCount, isActive, newRestore, onFinished, onPassFailed, onPassStarted, onResumed,
+  applyChunk, decideAfterPass, decideAfterRooms, doneCount, isActive, newRestore, onByRoom, onFinished, onPassFailed, onPassStarted, onResumed, onRoomsListed,
   type RestoreFailureKind, type RestoreState, type RestoreTimings,
 } from '../core/restore/state.ts';
 import { MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
@@ -17,6 +18,7 @@ import type { UnlockedKey } from '../platform/unlock-store.ts';
 import type { PresentEntry, RestoreFailureRow, StoredSession, Vault } from '../platform/vault.ts';
 import { AppError } from './errors.ts';
 import { backupEntryChunks, type RawBackupEntry } from '../platform/backup-stream.ts';
+import { ConnectionError } from '../platform/homeserver.ts';
 import { toUploadFailure } from './upload-driver.ts';
 
 /** What the restore needs from the homeserver. */
@@ -27,6 +29,32 @@ export interface RestoreServer {
    * Synapse does for a very large backup): wait longer for the first byte this time.
    */
   streamKeys(version: string, signal?: AbortSignal, patient?: boolean): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The rooms the user is joined to (`GET /joined_rooms`): a room-by-room restore's list. With
+   * `streamRoomKeys`, what lets a restore go on room by room when the whole download's first byte
+   * does not come within its header timeout; a server without them only downloads whole.
+   */
+  joinedRooms?(signal?: AbortSignal): Promise<string[]>;
+  /** One room's keys as a stream (`GET /room_keys/keys/{roomId}`). */
+  streamRoomKeys?(version: string, roomId: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+}
+
+type RoomServer = Required<Pick<RestoreServer, 'joinedRooms' | 'streamRoomKeys'>>;
+
+function roomServer(server: RestoreServer): RoomServer | null {
+  const { joinedRooms, streamRoomKeys } = server;
+  return joinedRooms && streamRoomKeys
+    ? { joinedRooms: (signal) => joinedRooms.call(server, signal), streamRoomKeys: (v, r, signal) => streamRoomKeys.call(server, v, r, signal) }
+    : null;
+}
+
+/** Entries on their way to one chunk, with what the chunk's write records besides them. */
+interface Batch {
+  entries: RawBackupEntry[];
+  /** Rooms counted so far (whole: seen in this download; room by room: done and with keys). */
+  rooms: number;
+  /** Room by room: the rooms from the start of the list that are done once this chunk is written. */
+  roomsDone?: number;
 }
 
 export interface RestoreDriverDeps {
@@ -51,6 +79,7 @@ export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled
 interface Prepared {
   chunk: { rows: StoredSession[]; present: PresentEntry[]; failures: RestoreFailureRow[]; rooms: number };
   timings: Partial<RestoreTimings>;
+  roomsDone?: number;
 }
 
 type LookupResult = Awaited<ReturnType<Vault['restoreLookup']>>;
@@ -62,6 +91,13 @@ const delay = (ms: number): Promise<undefined> => new Promise((resolve) => setTi
 
 /** If the worker dies mid-download, this alarm resumes the restore. */
 const RESUME_AFTER_MS = 60_000;
+
+/**
+ * Room by room: a chunk is written after at most this many rooms even when they hold fewer entries
+ * than a chunk, so the checkpoint moves (a resumed pass asks for fewer rooms again) and the worker
+ * is kept alive through a run of rooms without keys.
+ */
+const ROOMS_PER_CHECKPOINT = 25;
 
 export class RestoreDriver {
   private running: Promise<RestoreOutcome> | null = null;
@@ -178,8 +214,22 @@ export class RestoreDriver {
         state = started;
         const passed = await this.#pass(server, decryptor, state, pin.epoch);
         if (passed === 'locked') return 'locked';
+        if (passed === 'by-room') {
+          // Recorded with the restore: a pass after a kill goes on room by room too.
+          const switched = await vault.updateRestore(state.id, (s) => (s.phase === 'running' ? onByRoom(s) : null));
+          if (!switched) return 'cancelled';
+          state = switched;
+          continue;
+        }
         if (!passed) return 'cancelled';
         state = passed;
+        if (state.source === 'rooms') {
+          // Every listed room is done: what the server counts beyond that is in rooms not listed.
+          const after = await server.currentBackup();
+          const decision = decideAfterRooms(state, after?.count ?? info.count);
+          await this.#finish(state, 'done', decision.note);
+          return 'done';
+        }
         passesWithoutProgress = doneCount(state) > before ? 0 : passesWithoutProgress + 1;
         const after = await server.currentBackup();
         const decision = decideAfterPass(state, after?.count ?? info.count, passesWithoutProgress);
@@ -223,31 +273,60 @@ export class RestoreDriver {
   }
 
   /**
-   * One full download; returns the state after it, or null when the restore was cancelled meanwhile.
+   * One full download (whole, or the listed rooms from the checkpoint on); returns the state after
+   * it, null when the restore was cancelled meanwhile, or 'by-room' when the whole download's first
+   * byte did not come within the header timeout and the server can be asked room by room.
    * Chunk N's write overlaps chunk N+1's decryption: N+1's lookup is issued first (IndexedDB runs
    * transactions in the order they were made, so a lookup made after the write would wait for it),
    * then N's write, then N+1 is decrypted. Their keys differ, so N+1's lookup needs nothing N writes.
    */
-  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | 'locked' | null> {
+  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | 'locked' | 'by-room' | null> {
     const { now, vault } = this.deps;
     const interrupt = new AbortController();
     this.#interrupt = interrupt;
-    const stream = await server.streamKeys(state.version, interrupt.signal, state.attempt > 0);
-    const rooms = new Set<string>();
+    const options = { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs };
+    let chunks: AsyncGenerator<Batch>;
+    if (state.source === 'rooms') {
+      const byRoom = roomServer(server);
+      if (!byRoom) throw new Error('This restore goes room by room, and the homeserver connection cannot list rooms.');
+      let rooms = await vault.getRestoreRooms(state.id);
+      if (!rooms) {
+        // The rooms the account is in, and those the vault holds keys of for this backup key
+        // (rooms it may have left since): one list per restore, kept beside its checkpoint.
+        const listed = [...new Set([...await byRoom.joinedRooms(interrupt.signal), ...await vault.roomsHeldFor(state.publicKey)])];
+        const kept = await vault.setRestoreRooms(state.id, listed, (s) => (s.phase === 'running' ? onRoomsListed(s, listed.length) : null));
+        if (!kept) return null;
+        state = kept;
+        rooms = listed;
+      }
+      chunks = roomChunks(byRoom, state.version, rooms, state.roomsDone ?? 0, state.rooms, interrupt.signal, options);
+    } else {
+      let stream: ReadableStream<Uint8Array>;
+      try {
+        stream = await server.streamKeys(state.version, interrupt.signal, state.attempt > 0);
+      } catch (e) {
+        // No first byte in time (Synapse builds the whole answer before it sends any): room by room.
+        if (e instanceof ConnectionError && e.reason === 'timeout' && roomServer(server) && !interrupt.signal.aborted) return 'by-room';
+        throw e;
+      }
+      chunks = wholeChunks(stream, options);
+    }
     let lastWake = now();
     let waiting: Prepared | null = null;
     const write = (prepared: Prepared): Promise<RestoreState | null> => {
       const started = performance.now();
       return vault.commitRestoreChunk(state.id, prepared.chunk,
-        (s, outcome) => applyChunk(s, { ...outcome, timings: { ...prepared.timings, store: performance.now() - started } }, now()));
+        (s, outcome) => applyChunk(s, {
+          ...outcome, timings: { ...prepared.timings, store: performance.now() - started },
+          ...(prepared.roomsDone !== undefined ? { roomsDone: prepared.roomsDone } : {}),
+        }, now()));
     };
-    const chunks = backupEntryChunks(stream, { chunkSize: this.deps.chunkSize, idleTimeoutMs: this.deps.idleTimeoutMs });
     let waitedAt = performance.now();
     try {
       for (;;) {
         const next = chunks.next();
         next.catch(() => undefined); // awaited below, after a write that may come first
-        let result: IteratorResult<RawBackupEntry[]>;
+        let result: IteratorResult<Batch>;
         if (waiting) {
           // A slow link: when the next chunk takes a while, write the one that is ready now, so
           // progress shows and a kill loses nothing decrypted.
@@ -265,9 +344,8 @@ export class RestoreDriver {
           result = await next;
         }
         if (result.done) break;
-        const chunk = result.value;
+        const { entries: chunk, rooms, roomsDone } = result.value;
         const download = performance.now() - waitedAt;
-        for (const entry of chunk) rooms.add(entry.roomId);
         const lookupStarted = performance.now();
         // A restore that has recorded no failure has none to skip: no need to look for them.
         const lookup = vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const), state.failed > 0);
@@ -276,7 +354,8 @@ export class RestoreDriver {
         writing?.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
         const known = await lookup;
         const lookupMs = performance.now() - lookupStarted;
-        const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms.size);
+        const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms);
+        if (roomsDone !== undefined) prepared.roomsDone = roomsDone;
         prepared.timings.download = download;
         prepared.timings.lookup = lookupMs;
         if (writing) {
@@ -385,6 +464,51 @@ export class RestoreDriver {
     });
     return { chunk: { rows, present, failures, rooms }, timings: { decrypt: performance.now() - decryptStarted } };
   }
+}
+
+/** The whole download's entries, with the rooms seen so far. */
+async function* wholeChunks(stream: ReadableStream<Uint8Array>, options: { chunkSize: number; idleTimeoutMs: number }): AsyncGenerator<Batch> {
+  const rooms = new Set<string>();
+  for await (const entries of backupEntryChunks(stream, options)) {
+    for (const entry of entries) rooms.add(entry.roomId);
+    yield { entries, rooms: rooms.size };
+  }
+}
+
+/**
+ * The listed rooms from `from` on, one `GET /room_keys/keys/{roomId}` at a time, their entries
+ * gathered into chunks as the whole download's are. Each chunk carries the checkpoint it makes
+ * true once written: the rooms whose entries are all in it or in earlier chunks. `withKeys`: rooms
+ * with keys among the first `from` (the state's count).
+ */
+async function* roomChunks(
+  server: RoomServer, version: string, rooms: readonly string[], from: number, withKeys: number, signal: AbortSignal,
+  options: { chunkSize: number; idleTimeoutMs: number },
+): AsyncGenerator<Batch> {
+  let pending: RawBackupEntry[] = [];
+  let roomsSince = 0;
+  for (let i = from; i < rooms.length; i++) {
+    const roomId = rooms[i]!;
+    const stream = await server.streamRoomKeys(version, roomId, signal);
+    let any = false;
+    for await (const entries of backupEntryChunks(stream, { ...options, roomId })) {
+      if (entries.length > 0) any = true;
+      for (const entry of entries) pending.push(entry);
+      if (pending.length >= options.chunkSize) {
+        yield { entries: pending, rooms: withKeys, roomsDone: i };
+        pending = [];
+        roomsSince = 0;
+      }
+    }
+    if (any) withKeys++;
+    roomsSince++;
+    if (pending.length >= options.chunkSize || roomsSince >= ROOMS_PER_CHECKPOINT) {
+      yield { entries: pending, rooms: withKeys, roomsDone: i + 1 };
+      pending = [];
+      roomsSince = 0;
+    }
+  }
+  if (pending.length > 0 || roomsSince > 0) yield { entries: pending, rooms: withKeys, roomsDone: rooms.length };
 }
 
 function cipherFailureKind(kind: string): RestoreFailureKind {

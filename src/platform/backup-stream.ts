@@ -17,29 +17,35 @@ export interface RawBackupEntry {
   misplaced?: true;
 }
 
-const ENDPOINT = 'GET /room_keys/keys';
+const WHOLE = 'GET /room_keys/keys';
+const ROOM = 'GET /room_keys/keys/{roomId}';
 
-function malformed(message: string, cause?: unknown): HomeserverError {
-  return new HomeserverError({ status: 200, endpoint: ENDPOINT, message: `${ENDPOINT}: the homeserver's answer does not match the spec: ${message}`, cause });
+function malformed(endpoint: string, message: string, cause?: unknown): HomeserverError {
+  return new HomeserverError({ status: 200, endpoint, message: `${endpoint}: the homeserver's answer does not match the spec: ${message}`, cause });
 }
 
 /**
  * Yields the entries of a backup download in chunks of about `chunkSize`. Throws HomeserverError
  * (status 200) when the body is not a backup, ConnectionError when it stops arriving for
- * `idleTimeoutMs` or ends before the JSON does.
+ * `idleTimeoutMs` or ends before the JSON does. With `roomId`, the body is one room's
+ * (`GET /room_keys/keys/{roomId}`: `{"sessions": {...}}`), and its entries are that room's.
  */
 export async function* backupEntryChunks(
   stream: ReadableStream<Uint8Array>,
-  options: { chunkSize: number; idleTimeoutMs: number },
+  options: { chunkSize: number; idleTimeoutMs: number; roomId?: string },
 ): AsyncGenerator<RawBackupEntry[]> {
-  const parser = new JSONParser({ paths: ['$.rooms.*.sessions.*'], keepStack: false });
+  const room = options.roomId;
+  const endpoint = room === undefined ? WHOLE : ROOM;
+  const parser = new JSONParser({ paths: [room === undefined ? '$.rooms.*.sessions.*' : '$.sessions.*'], keepStack: false });
   let queue: RawBackupEntry[] = [];
   let ended = false;
   let shapeError: HomeserverError | null = null;
   parser.onValue = ({ value, key, stack }) => {
-    const roomId = stack[2]?.key;
-    if (stack[1]?.key !== 'rooms' || stack[3]?.key !== 'sessions') {
-      shapeError ??= malformed('"rooms" must map room ids to objects whose "sessions" map session ids to entries');
+    const roomId = room ?? stack[2]?.key;
+    if (room === undefined ? stack[1]?.key !== 'rooms' || stack[3]?.key !== 'sessions' : stack[1]?.key !== 'sessions') {
+      shapeError ??= malformed(endpoint, room === undefined
+        ? '"rooms" must map room ids to objects whose "sessions" map session ids to entries'
+        : '"sessions" must map session ids to entries');
       return;
     }
     // One room whose "rooms" or "sessions" is a list instead of a map: its entries are counted as
@@ -51,12 +57,12 @@ export async function* backupEntryChunks(
     queue.push({ roomId, sessionId: key, value });
   };
   parser.onEnd = () => { ended = true; };
-  parser.onError = (e) => { shapeError ??= malformed(`the body is not JSON (${e.message})`, e); };
+  parser.onError = (e) => { shapeError ??= malformed(endpoint, `the body is not JSON (${e.message})`, e); };
 
   const reader = stream.getReader();
   try {
     for (;;) {
-      const { done, value } = await readWithin(reader, options.idleTimeoutMs);
+      const { done, value } = await readWithin(reader, options.idleTimeoutMs, endpoint);
       if (done) break;
       if (!ended) parser.write(value);
       if (shapeError) throw shapeError;
@@ -66,7 +72,7 @@ export async function* backupEntryChunks(
         yield chunk;
       }
     }
-    if (!ended) throw new ConnectionError('network', ENDPOINT, `${ENDPOINT}: the download ended before the backup did`);
+    if (!ended) throw new ConnectionError('network', endpoint, `${endpoint}: the download ended before the backup did`);
     if (queue.length > 0) yield queue;
   } finally {
     // Stopping early (an error, a cancel, a kill of the loop) ends the download too.
@@ -74,16 +80,16 @@ export async function* backupEntryChunks(
   }
 }
 
-async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<ReadableStreamReadResult<Uint8Array>> {
+async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number, endpoint: string): Promise<ReadableStreamReadResult<Uint8Array>> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const idle = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ConnectionError('timeout', ENDPOINT, `${ENDPOINT}: the download stalled for ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new ConnectionError('timeout', endpoint, `${endpoint}: the download stalled for ${ms / 1000} s`)), ms);
   });
   try {
     return await Promise.race([reader.read(), idle]);
   } catch (e) {
     if (e instanceof ConnectionError) throw e;
-    throw new ConnectionError('network', ENDPOINT, `${ENDPOINT}: the download broke off (${e instanceof Error ? e.message : String(e)})`, e);
+    throw new ConnectionError('network', endpoint, `${endpoint}: the download broke off (${e instanceof Error ? e.message : String(e)})`, e);
   } finally {
     clearTimeout(timer);
   }

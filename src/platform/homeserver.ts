@@ -422,6 +422,16 @@ export class HomeserverClient {
     }, options);
   }
 
+  /**
+   * One room's keys as a byte stream (`{"sessions": {...}}`): a room-by-room restore parses it as
+   * it arrives (src/platform/backup-stream.ts with `roomId`), as it does the whole backup.
+   */
+  streamBackupRoomKeys(version: string, roomId: string, options?: RequestOptions): Promise<ReadableStream<Uint8Array>> {
+    return this.#transport.openStream({
+      method: 'GET', path: `${CS}/room_keys/keys/${seg(roomId)}${versionQuery(version)}`, endpoint: 'GET /room_keys/keys/{roomId}', accessToken: this.#accessToken,
+    }, options);
+  }
+
   getBackupRoomKeys(version: string, roomId: string, options?: RequestOptions): Promise<ParsedRoomKeyBackup> {
     return this.#call('GET', `/room_keys/keys/${seg(roomId)}${versionQuery(version)}`, 'GET /room_keys/keys/{roomId}',
       (j) => parseRoomKeyBackup(j, roomId), options);

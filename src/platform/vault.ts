@@ -86,6 +86,8 @@ interface KvValues {
   upload: UploadState;
   tokenKey: CryptoKey;
   restore: RestoreState;
+  /** A room-by-room restore's room list, taken once per restore (its state counts the rooms done). */
+  restoreRooms: { restoreId: string; rooms: string[] };
   earlierPins: EarlierPin[];
   counters: Counters;
   sites: SiteGrant[];
@@ -494,7 +496,44 @@ export class Vault {
   /** Starts a restore: its state replaces any earlier one, whose failure list goes with it. */
   async startRestore(state: RestoreState): Promise<void> {
     const tx = this.db.transaction(['kv', 'restoreFailures'], 'readwrite');
-    await Promise.all([tx.objectStore('restoreFailures').clear(), tx.objectStore('kv').put(state, 'restore'), tx.done]);
+    await Promise.all([tx.objectStore('restoreFailures').clear(), tx.objectStore('kv').put(state, 'restore'), tx.objectStore('kv').delete('restoreRooms'), tx.done]);
+  }
+
+  /** Restore `id`'s room list, or null when it has none yet. */
+  async getRestoreRooms(id: string): Promise<string[] | null> {
+    const list = await this.get('restoreRooms');
+    return list && list.restoreId === id ? list.rooms : null;
+  }
+
+  /**
+   * Keeps restore `id`'s room list and rewrites its state in one transaction (compare-and-set, as
+   * updateRestore): a worker killed between the two cannot leave one without the other.
+   */
+  async setRestoreRooms(id: string, rooms: readonly string[], update: (state: RestoreState) => RestoreState | null): Promise<RestoreState | null> {
+    const tx = this.db.transaction('kv', 'readwrite');
+    const current = (await tx.store.get('restore')) as RestoreState | undefined;
+    const next = current && current.id === id ? update(current) : null;
+    await Promise.all([...(next ? [tx.store.put(next, 'restore'), tx.store.put({ restoreId: id, rooms: [...rooms] }, 'restoreRooms')] : []), tx.done]);
+    return next;
+  }
+
+  /**
+   * The rooms the vault holds sessions for under `publicKey` (this account's backup key), at one
+   * cursor step per room: the `pending` index orders one [publicKey, epoch]'s rows by
+   * [roomId, sessionId], so the cursor jumps from each room to the next ([roomId, []] sorts after
+   * every [roomId, string]).
+   */
+  async roomsHeldFor(publicKey: string): Promise<string[]> {
+    const tx = this.db.transaction('sessions', 'readonly');
+    const rooms = new Set<string>();
+    let cursor = await tx.store.index('pending').openKeyCursor(IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+    while (cursor) {
+      const [roomId] = cursor.primaryKey;
+      rooms.add(roomId);
+      cursor = await cursor.continuePrimaryKey(cursor.key, [roomId, []] as unknown as [string, string]);
+    }
+    await tx.done;
+    return [...rooms];
   }
 
   /**

@@ -27,6 +27,14 @@ class MemoryHomeserver {
   streams = 0;
   /** Whether each download asked to wait longer for the first byte. */
   readonly patience: boolean[] = [];
+  /** The whole download's first byte never comes in time (Synapse at 10⁶ keys): a header timeout. */
+  wholeTimesOut = false;
+  /** What `/joined_rooms` lists; null: every room of the backup. */
+  joined: string[] | null = null;
+  /** Faults of the per-room downloads, one per GET in order. */
+  readonly roomFaults: Fault[] = [];
+  /** Every per-room GET, in order. */
+  readonly roomGets: string[] = [];
   constructor(readonly version: string, readonly publicKey: string) {}
 
   get count(): number {
@@ -68,27 +76,43 @@ class MemoryHomeserver {
       currentBackup: async () => this.info(),
       streamKeys: async (_version, _signal, patient) => {
         this.patience.push(patient === true);
+        if (this.wholeTimesOut) throw new ConnectionError('timeout', 'GET /room_keys/keys', 'GET /room_keys/keys: the homeserver did not answer within 25 s');
         const fault = this.#fault('GET /room_keys/keys');
         this.streams++;
         const rooms: Record<string, { sessions: Record<string, KeyBackupData> }> = {};
         for (const [roomId, room] of this.rooms) rooms[roomId] = { sessions: Object.fromEntries(room) };
-        const bytes = new TextEncoder().encode(JSON.stringify({ rooms }));
-        const cutAt = fault === 'cut' ? Math.floor(bytes.length / 2) : bytes.length;
-        let at = 0;
-        return new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (at >= cutAt) {
-              if (cutAt < bytes.length) controller.error(new TypeError('connection reset'));
-              else controller.close();
-              return;
-            }
-            controller.enqueue(bytes.slice(at, Math.min(at + 8192, cutAt)));
-            at += 8192;
-          },
-        });
+        return streamOf(JSON.stringify({ rooms }), fault);
+      },
+      joinedRooms: async () => [...(this.joined ?? this.rooms.keys())],
+      streamRoomKeys: async (version, roomId) => {
+        expect(version).toBe(this.version);
+        this.roomGets.push(roomId);
+        const fault = this.roomFaults.shift() ?? 'none';
+        if (fault === '500') throw new HomeserverError({ status: 500, endpoint: 'GET /room_keys/keys/{roomId}', message: 'server error' });
+        if (fault === 'drop') throw new ConnectionError('network', 'GET /room_keys/keys/{roomId}', 'dropped');
+        // Synapse answers a room without keys with an empty map.
+        return streamOf(JSON.stringify({ sessions: Object.fromEntries(this.rooms.get(roomId) ?? []) }), fault);
       },
     };
   }
+}
+
+/** A body sent 8 KiB at a time; 'cut' breaks it off half-way. */
+function streamOf(body: string, fault: Fault): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(body);
+  const cutAt = fault === 'cut' ? Math.floor(bytes.length / 2) : bytes.length;
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= cutAt) {
+        if (cutAt < bytes.length) controller.error(new TypeError('connection reset'));
+        else controller.close();
+        return;
+      }
+      controller.enqueue(bytes.slice(at, Math.min(at + 8192, cutAt)));
+      at += 8192;
+    },
+  });
 }
 
 const SESSIONS = 600;
@@ -277,5 +301,109 @@ describe('the upload and restore drivers, against a homeserver in memory', () =>
     await s2.set({ ...key, version: '6' });
     expect(await locking.run()).toBe('failed');
     expect((await v2.getRestoreState())?.lastError).toMatchObject({ kind: 'backup-changed' });
+  });
+});
+
+describe('room by room, when the whole download\'s first byte does not come in time', () => {
+  const opened = (spy: { mock: { calls: ReadonlyArray<readonly unknown[]> } }) => spy.mock.calls.reduce((n, call) => n + (call[0] as unknown[]).length, 0);
+
+  it('restores every room with exact counts, and keeps going room by room', async () => {
+    const server = new MemoryHomeserver('r1', publicKey);
+    await uploadAll(server);
+    server.wholeTimesOut = true;
+    server.joined = [...server.rooms.keys(), '!empty:x']; // a joined room without keys
+    const { vault, store } = await restoringVault(server);
+    const driver = restoreDriver(vault, store, server);
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    await driver.start();
+    expect(await driver.run()).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({
+      phase: 'done', source: 'rooms', restored: SESSIONS, alreadyPresent: 0, failed: 0, rooms: 6, roomsListed: 7, roomsDone: 7, lastError: null,
+    });
+    expect(server.patience, 'one whole download asked, then none').toEqual([false]);
+    expect(server.roomGets).toHaveLength(7);
+    expect(opened(decrypted)).toBe(SESSIONS);
+    expect(await vault.countSessions()).toBe(SESSIONS);
+    expect(await vault.countPending(publicKey, 1), 'restored rows are never uploaded again').toBe(0);
+  });
+
+  it('a run killed mid-way is resumed by a new driver room by room, skipping the rooms done, with exact counts', async () => {
+    const server = new MemoryHomeserver('r2', publicKey);
+    await uploadAll(server);
+    server.wholeTimesOut = true;
+    const { vault, store } = await restoringVault(server);
+    let chunks = 0;
+    const dying = restoreDriver(vault, store, server, clock(), () => (++chunks >= 4 ? new Promise<void>(() => {}) : Promise.resolve()));
+    await dying.start();
+    void dying.run();
+    await vi.waitFor(async () => expect(chunks).toBe(4));
+    const killed = (await vault.getRestoreState())!;
+    expect(killed).toMatchObject({ source: 'rooms', roomsListed: 6 });
+    expect(killed.roomsDone).toBeGreaterThan(0);
+    expect(killed.restored).toBeGreaterThan(0);
+    const listed = (await vault.getRestoreRooms(killed.id))!;
+    const asksBefore = server.patience.length;
+    server.roomGets.length = 0;
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    const next = restoreDriver(vault, store, server);
+    expect(await next.run()).toBe('done');
+    expect(server.patience.length, 'no whole download asked again').toBe(asksBefore);
+    expect(server.roomGets, 'the rooms done before the kill are not asked again').toEqual(listed.slice(killed.roomsDone));
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, alreadyPresent: 0, failed: 0, rooms: 6, roomsDone: 6, lastError: null });
+    expect(opened(decrypted), 'only what the dead run had not stored').toBe(SESSIONS - killed.restored);
+  });
+
+  it('a room GET that fails with 5xx or drops pauses with backoff, and the resumed pass goes on from the checkpoint', async () => {
+    const server = new MemoryHomeserver('r3', publicKey);
+    await uploadAll(server);
+    server.wholeTimesOut = true;
+    const { vault, store } = await restoringVault(server);
+    const time = clock();
+    const driver = restoreDriver(vault, store, server, time);
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    await driver.start();
+    server.roomFaults.push('none', 'none', '500');
+    expect(await driver.run()).toBe('waiting');
+    const waiting = (await vault.getRestoreState())!;
+    expect(waiting).toMatchObject({ phase: 'waiting', source: 'rooms', attempt: 1, lastError: { kind: 'homeserver', message: 'server error' } });
+    expect(waiting.retryAt).toBeGreaterThan(time.now());
+    expect(await driver.run(), 'not before the backoff time').toBe('waiting');
+    const done = waiting.roomsDone!;
+    expect(done).toBeGreaterThan(0);
+    server.roomGets.length = 0;
+    server.roomFaults.push('none', 'cut');
+    time.advance(11 * 60_000);
+    expect(await driver.run()).toBe('waiting');
+    time.advance(11 * 60_000);
+    expect(await driver.run()).toBe('done');
+    const listed = (await vault.getRestoreRooms(waiting.id))!;
+    expect(server.roomGets[0], 'the resumed pass starts at the checkpoint').toBe(listed[done]);
+    for (const room of listed.slice(0, done)) expect(server.roomGets, 'a room done is not asked again').not.toContain(room);
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', source: 'rooms', restored: SESSIONS, alreadyPresent: 0, failed: 0, roomsDone: listed.length });
+    expect(opened(decrypted), 'no entry decrypted twice').toBe(SESSIONS);
+  });
+
+  it('keys in a room the account no longer lists end the restore with a note; rooms the vault holds keys of are listed too', async () => {
+    const server = new MemoryHomeserver('r4', publicKey);
+    await uploadAll(server);
+    server.wholeTimesOut = true;
+    const [left, held, ...joined] = [...server.rooms.keys()];
+    server.joined = joined;
+    const { vault, store } = await restoringVault(server);
+    // One session of `held` is in the vault already (imported from a key file): its room is asked for.
+    const heldSession = sessions.find((x) => x.room_id === held)!;
+    expect((await ingestSessions(vault, [heldSession])).stored).toBe(1);
+    const driver = restoreDriver(vault, store, server);
+    await driver.start();
+    expect(await driver.run()).toBe('done');
+    const missing = server.rooms.get(left!)!.size;
+    const state = (await vault.getRestoreState())!;
+    expect(state).toMatchObject({
+      phase: 'done', source: 'rooms', restored: SESSIONS - missing - 1, alreadyPresent: 1, failed: 0, roomsListed: 5, rooms: 5,
+      lastError: { kind: 'unlisted-rooms', message: expect.stringContaining(`${missing} keys are in rooms this account no longer lists`) },
+    });
+    expect(server.roomGets).not.toContain(left);
+    expect(server.roomGets).toContain(held);
+    expect(await vault.countSessions()).toBe(SESSIONS - missing);
   });
 });

@@ -1,7 +1,7 @@
 /** The restore engine's decisions, with no I/O: counters, passes, pauses and the rate. */
 import { describe, expect, it } from 'vitest';
 import {
-  applyChunk, decideAfterPass, doneCount, isActive, MAX_PASSES_WITHOUT_PROGRESS, newRestore, onFinished, onPassFailed, onPassStarted, onResumed, restoreRate,
+  applyChunk, decideAfterPass, decideAfterRooms, doneCount, isActive, MAX_PASSES_WITHOUT_PROGRESS, newRestore, onByRoom, onFinished, onPassFailed, onPassStarted, onResumed, onRoomsListed, restoreRate,
 } from '../../../src/core/restore/state.ts';
 import { classifyRecoveryInput, isKeyShaped, MAX_RECOVERY_INPUT_LENGTH } from '../../../src/core/recovery-input.ts';
 import { encodeRecoveryKey } from '../../../src/core/index.ts';
@@ -16,6 +16,20 @@ describe('restore state', () => {
     expect(s).toMatchObject({ restored: 6, alreadyPresent: 1, failed: 3, failuresByKind: { mac: 2, json: 1 }, rooms: 3, passes: 1 });
     expect(doneCount(s)).toBe(10);
     expect(decideAfterPass(s, 10, 0)).toEqual({ action: 'done' });
+  });
+
+  it('room by room: the switch is kept with the restore, chunks move the checkpoint, and keys beyond the listed rooms are a note', () => {
+    let s = applyChunk(onPassStarted(fresh(), 10, 1000), { restored: 3, alreadyPresent: 0, failures: [], rooms: 4 }, 2000);
+    s = onByRoom({ ...s, attempt: 2 });
+    expect(s).toMatchObject({ source: 'rooms', roomsListed: null, roomsDone: 0, rooms: 0, attempt: 0, restored: 3 });
+    s = onRoomsListed(s, 5);
+    s = applyChunk(s, { restored: 4, alreadyPresent: 0, failures: [], rooms: 2, roomsDone: 3 }, 3000);
+    s = applyChunk(s, { restored: 0, alreadyPresent: 0, failures: [], rooms: 2, roomsDone: 2 }, 3000);
+    expect(s).toMatchObject({ roomsListed: 5, roomsDone: 3, rooms: 2, restored: 7 });
+    expect(applyChunk(fresh(), { restored: 1, alreadyPresent: 0, failures: [], rooms: 1 }, 2000)).not.toHaveProperty('roomsDone');
+    expect(decideAfterRooms(s, 7)).toEqual({ action: 'done' });
+    expect(decideAfterRooms(s, 10)).toEqual({ action: 'done', note: { kind: 'unlisted-rooms', message: expect.stringMatching(/^3 keys are in rooms this account no longer lists/) } });
+    expect(decideAfterRooms(s, 8).note?.message).toMatch(/^1 key is in rooms/);
   });
 
   it('downloads again when a pass ended short, but not forever', () => {
