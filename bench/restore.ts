@@ -26,7 +26,7 @@
  * the clock starts; the "before" column is the heap then. Nothing secret is printed.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,7 @@ import { closePeerMachine, createPeerMachine, createSessions, exportSessions, gr
 import { pageProbe, startSampling, workerProbe, type HeapStats } from './heap-probe.ts';
 import type { ElementRestoreInput, ElementRestoreResult } from './restore-element-page.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
-import { synapseApi as api, SynapseApiError } from './common.ts';
+import { synapseApi as api, SynapseApiError, syntheticSessionKey } from './common.ts';
 
 class BenchError extends Error {
   override readonly name = 'BenchError';
@@ -190,14 +190,7 @@ class SessionFactory {
     const i = this.#count++;
     this.#point = this.#point.add(ed25519.Point.BASE);
     const publicKey = this.#point.toBytes();
-    const random = randomBytes(4);
-    const firstMessageIndex = random[0]! < 179 ? 0 : 1 + (random.readUInt16BE(1) % 500);
-    const key = Buffer.alloc(165);
-    key[0] = 0x01;
-    key.writeUInt32BE(firstMessageIndex, 1);
-    randomFillSync(key, 5, 128);
-    key.set(publicKey, 133);
-    const forwarded = random[3]! < 26;
+    const { key, firstMessageIndex, forwarded } = syntheticSessionKey(publicKey);
     // Rooms are not equally busy: every room gets sessions, and a quarter of them hold ~60%.
     const room = i % 2 === 0 ? (i >> 1) % this.#rooms.length : (i >> 1) % Math.ceil(this.#rooms.length / 4);
     const sender = this.#senders[(i * 7919) % this.#senders.length]!;

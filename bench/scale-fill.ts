@@ -19,7 +19,7 @@
  * As a command: `npx tsx bench/scale-fill.ts --keys N --rooms R` fills (or finds) the backup and
  * stops; `--sweep` instead times PUT batch sizes against a throwaway Synapse.
  */
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,7 +31,7 @@ import {
   type BackedUpSessionData, type EncryptedSessionData,
 } from '../src/core/index.ts';
 import { startSynapse, type Synapse } from '../test/harness/synapse.ts';
-import { synapseApi as api, SynapseApiError } from './common.ts';
+import { synapseApi as api, SynapseApiError, syntheticSessionKey } from './common.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
 
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -112,14 +112,7 @@ class SessionFactory {
   make(i: number): GeneratedSession {
     this.#point = this.#point.add(ed25519.Point.BASE);
     const publicKey = this.#point.toBytes();
-    const random = randomBytes(4);
-    const firstMessageIndex = random[0]! < 179 ? 0 : 1 + (random.readUInt16BE(1) % 500);
-    const key = Buffer.alloc(165);
-    key[0] = 0x01;
-    key.writeUInt32BE(firstMessageIndex, 1);
-    randomFillSync(key, 5, 128);
-    key.set(publicKey, 133);
-    const forwarded = random[3]! < 26;
+    const { key, firstMessageIndex, forwarded } = syntheticSessionKey(publicKey);
     const { roomIds, senders, batch } = this.#setup;
     const sender = senders[(i * 7919) % senders.length]!;
     const data: BackedUpSessionData = {
