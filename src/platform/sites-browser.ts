@@ -6,9 +6,9 @@ export function isFirefox(): boolean {
   return browser.runtime.getURL('').startsWith('moz-extension:');
 }
 
-/** Ids of the scripts registered for a site (page and client only in builds before 0.1.0's release). */
-function scriptIds(origin: string): { page: string; bridge: string; client: string } {
-  return { page: `page ${origin}`, bridge: `bridge ${origin}`, client: `client ${origin}` };
+/** The id of the bridge registered for a site (the only script registered: see `register`). */
+function bridgeId(origin: string): string {
+  return `bridge ${origin}`;
 }
 
 /** Runs files in the top frame of each of the site's open tabs; how many tabs took them. */
@@ -45,14 +45,13 @@ export const browserSitePlatform: SitePlatform = {
     // port: Chrome's default-port patterns and Firefox's patterns cover every port) sees nothing.
     await this.unregister(origin);
     await browser.scripting.registerContentScripts([{
-      id: scriptIds(origin).bridge, js: [BRIDGE_SCRIPT_FILE], matches: [siteScriptPattern(origin, isFirefox())],
+      id: bridgeId(origin), js: [BRIDGE_SCRIPT_FILE], matches: [siteScriptPattern(origin, isFirefox())],
       runAt: 'document_start', allFrames: false, persistAcrossSessions: true,
     }]);
   },
 
   async unregister(origin) {
-    const ids = scriptIds(origin);
-    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [ids.bridge, ids.page, ids.client] })).map((s) => s.id);
+    const existing = (await browser.scripting.getRegisteredContentScripts({ ids: [bridgeId(origin)] })).map((s) => s.id);
     if (existing.length > 0) await browser.scripting.unregisterContentScripts({ ids: existing });
   },
 
