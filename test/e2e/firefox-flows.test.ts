@@ -82,7 +82,8 @@ function extensionErrors(fx: Firefox): string[] {
 /** Terminates the event page and wakes it with a status request; returns both boot ids (they differ). */
 async function restartBackground(fx: Firefox): Promise<{ before: string; after: string }> {
   const before = (await fx.probe.status()).worker.bootId;
-  await terminateBackground(fx.rdp, fx.addon.id);
+  // A retry alarm due at that moment may start it again before STOPPED is seen: a new boot id counts.
+  await terminateBackground(fx.rdp, fx.addon.id, { restarted: async () => (await fx.probe.status()).worker.bootId !== before });
   const after = (await fx.probe.status()).worker.bootId; // the message starts the event page again
   expect(after, 'the event page was really restarted').not.toBe(before);
   return { before, after };

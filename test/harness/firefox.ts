@@ -483,17 +483,26 @@ export async function closeTab(rdp: RdpConnection, page: ExtensionPage, timeoutM
 /**
  * Terminates the add-on's event page, as about:debugging's "Terminate background script" does
  * (the add-on descriptor actor's `terminateBackgroundScript`, Firefox 105+): Firefox's equivalent of
- * Chromium stopping an idle service worker. Resolves once `listAddons` reports it STOPPED; the next
+ * Chromium stopping an idle service worker. Resolves once `listAddons` reports it STOPPED, or once
+ * `restarted` (when given) says a new instance is running: an alarm or message due at that moment
+ * can start the page again between two polls, so STOPPED is never seen. The request is sent again
+ * every 2 s while neither holds (Firefox ignores it while the page is still starting). The next
  * event the page listens to (a message, an alarm) starts it again.
  */
-export async function terminateBackground(rdp: RdpConnection, addonId: string, timeoutMs = 10_000): Promise<void> {
-  const addon = await findAddon(rdp, addonId);
-  if (!addon) throw new FirefoxHarnessError('protocol', `Firefox lists no add-on ${addonId}`);
-  await rdp.request(addon.actor, 'terminateBackgroundScript');
+export async function terminateBackground(rdp: RdpConnection, addonId: string, opts: { timeoutMs?: number; restarted?: () => Promise<boolean> } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
-  while ((await findAddon(rdp, addonId))?.backgroundScriptStatus !== 'STOPPED') {
+  for (;;) {
+    const addon = await findAddon(rdp, addonId);
+    if (!addon) throw new FirefoxHarnessError('protocol', `Firefox lists no add-on ${addonId}`);
+    await rdp.request(addon.actor, 'terminateBackgroundScript');
+    const resend = Date.now() + 2_000;
+    while (Date.now() < resend) {
+      if ((await findAddon(rdp, addonId))?.backgroundScriptStatus === 'STOPPED') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (opts.restarted && (await opts.restarted())) return;
     if (Date.now() > deadline) throw new FirefoxHarnessError('timeout', `the background of ${addonId} was not STOPPED within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
