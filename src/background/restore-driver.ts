@@ -71,6 +71,13 @@ export interface RestoreDriverDeps {
   chunkSize: number;
   /** A download that sends nothing for this long is a timeout. */
   idleTimeoutMs: number;
+  /**
+   * A backup counting this many entries or more is restored room by room from the start: Synapse
+   * would spend longer than the header timeout (and gigabytes) building the whole answer.
+   */
+  byRoomFrom: number;
+  /** Room by room: rooms asked for ahead of the one being read, so the server works while we do. */
+  roomsAhead: number;
 }
 
 export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled' | 'failed' | 'signed-out';
@@ -212,6 +219,12 @@ export class RestoreDriver {
         const started = await vault.updateRestore(state.id, (s) => (s.phase === 'running' ? onPassStarted(s, info.count, now()) : null));
         if (!started) return 'cancelled';
         state = started;
+        if (state.source !== 'rooms' && info.count >= this.deps.byRoomFrom && roomServer(server)) {
+          // Too large for one answer: room by room now, rather than after a header timeout's wait.
+          const switched = await vault.updateRestore(state.id, (s) => (s.phase === 'running' ? onByRoom(s) : null));
+          if (!switched) return 'cancelled';
+          state = switched;
+        }
         const passed = await this.#pass(server, decryptor, state, pin.epoch);
         if (passed === 'locked') return 'locked';
         if (passed === 'by-room') {
@@ -299,7 +312,7 @@ export class RestoreDriver {
         state = kept;
         rooms = listed;
       }
-      chunks = roomChunks(byRoom, state.version, rooms, state.roomsDone ?? 0, state.rooms, interrupt.signal, options);
+      chunks = roomChunks(byRoom, state.version, rooms, state.roomsDone ?? 0, state.rooms, interrupt.signal, { ...options, roomsAhead: this.deps.roomsAhead });
     } else {
       let stream: ReadableStream<Uint8Array>;
       try {
@@ -322,10 +335,14 @@ export class RestoreDriver {
         }, now()));
     };
     let waitedAt = performance.now();
+    const ask = (): Promise<IteratorResult<Batch>> => {
+      const asked = chunks.next();
+      asked.catch(() => undefined); // awaited below, after a write that may come first
+      return asked;
+    };
+    let next = ask();
     try {
       for (;;) {
-        const next = chunks.next();
-        next.catch(() => undefined); // awaited below, after a write that may come first
         let result: IteratorResult<Batch>;
         if (waiting) {
           // A slow link: when the next chunk takes a while, write the one that is ready now, so
@@ -344,6 +361,9 @@ export class RestoreDriver {
           result = await next;
         }
         if (result.done) break;
+        // The next chunk downloads (and the server prepares it) while this one is looked up,
+        // decrypted and written.
+        next = ask();
         const { entries: chunk, rooms, roomsDone } = result.value;
         const download = performance.now() - waitedAt;
         const lookupStarted = performance.now();
@@ -476,39 +496,54 @@ async function* wholeChunks(stream: ReadableStream<Uint8Array>, options: { chunk
 }
 
 /**
- * The listed rooms from `from` on, one `GET /room_keys/keys/{roomId}` at a time, their entries
- * gathered into chunks as the whole download's are. Each chunk carries the checkpoint it makes
- * true once written: the rooms whose entries are all in it or in earlier chunks. `withKeys`: rooms
- * with keys among the first `from` (the state's count).
+ * The listed rooms from `from` on, their entries gathered into chunks as the whole download's are.
+ * Each room is one `GET /room_keys/keys/{roomId}`; the next `roomsAhead` rooms are asked for while
+ * one is read (Synapse builds each answer before it sends it), and read strictly in list order.
+ * Each chunk carries the checkpoint it makes true once written: the rooms whose entries are all in
+ * it or in earlier chunks. `withKeys`: rooms with keys among the first `from` (the state's count).
  */
 async function* roomChunks(
   server: RoomServer, version: string, rooms: readonly string[], from: number, withKeys: number, signal: AbortSignal,
-  options: { chunkSize: number; idleTimeoutMs: number },
+  options: { chunkSize: number; idleTimeoutMs: number; roomsAhead: number },
 ): AsyncGenerator<Batch> {
+  const asked = new Map<number, Promise<ReadableStream<Uint8Array>>>();
+  const ask = (i: number): void => {
+    if (i >= rooms.length || asked.has(i)) return;
+    const stream = server.streamRoomKeys(version, rooms[i]!, signal);
+    stream.catch(() => undefined); // awaited in its turn; a room never read is cancelled below
+    asked.set(i, stream);
+  };
   let pending: RawBackupEntry[] = [];
   let roomsSince = 0;
-  for (let i = from; i < rooms.length; i++) {
-    const roomId = rooms[i]!;
-    const stream = await server.streamRoomKeys(version, roomId, signal);
-    let any = false;
-    for await (const entries of backupEntryChunks(stream, { ...options, roomId })) {
-      if (entries.length > 0) any = true;
-      for (const entry of entries) pending.push(entry);
-      if (pending.length >= options.chunkSize) {
-        yield { entries: pending, rooms: withKeys, roomsDone: i };
+  try {
+    for (let i = from; i < rooms.length; i++) {
+      const roomId = rooms[i]!;
+      for (let j = i; j <= i + options.roomsAhead; j++) ask(j);
+      const stream = await asked.get(i)!;
+      asked.delete(i);
+      let any = false;
+      for await (const entries of backupEntryChunks(stream, { ...options, roomId })) {
+        if (entries.length > 0) any = true;
+        for (const entry of entries) pending.push(entry);
+        if (pending.length >= options.chunkSize) {
+          yield { entries: pending, rooms: withKeys, roomsDone: i };
+          pending = [];
+          roomsSince = 0;
+        }
+      }
+      if (any) withKeys++;
+      roomsSince++;
+      if (pending.length >= options.chunkSize || roomsSince >= ROOMS_PER_CHECKPOINT) {
+        yield { entries: pending, rooms: withKeys, roomsDone: i + 1 };
         pending = [];
         roomsSince = 0;
       }
     }
-    if (any) withKeys++;
-    roomsSince++;
-    if (pending.length >= options.chunkSize || roomsSince >= ROOMS_PER_CHECKPOINT) {
-      yield { entries: pending, rooms: withKeys, roomsDone: i + 1 };
-      pending = [];
-      roomsSince = 0;
-    }
+    if (pending.length > 0 || roomsSince > 0) yield { entries: pending, rooms: withKeys, roomsDone: rooms.length };
+  } finally {
+    // Stopped early (cancelled, locked, failed): the answers asked for ahead are not read.
+    for (const stream of asked.values()) stream.then((s) => s.cancel(), () => undefined).catch(() => undefined);
   }
-  if (pending.length > 0 || roomsSince > 0) yield { entries: pending, rooms: withKeys, roomsDone: rooms.length };
 }
 
 function cipherFailureKind(kind: string): RestoreFailureKind {

@@ -50,7 +50,7 @@ function driverFor(vault: Vault, store: UnlockStore, server: RestoreServer) {
   const driver = new RestoreDriver({
     vault, server: async () => server, unlocked: () => store.get(),
     scheduleWake: async (at) => { wakes.push(at); }, keepAlive: async () => {},
-    now: () => Date.now() + skew, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 250, idleTimeoutMs: 10_000,
+    now: () => Date.now() + skew, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 250, idleTimeoutMs: 10_000, byRoomFrom: Infinity, roomsAhead: 2,
   });
   return {
     driver,

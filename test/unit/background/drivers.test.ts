@@ -10,7 +10,7 @@ import { backupPublicKey, BackupDecryptor, encodeBase64 } from '../../../src/cor
 import type { RoomKeysBody } from '../../../src/core/upload/request.ts';
 import { parseBackupVersionInfo, type BackupVersionInfo, type KeyBackupData } from '../../../src/core/wire.ts';
 import { ingestSessions } from '../../../src/background/ingest.ts';
-import { RestoreDriver, type RestoreServer } from '../../../src/background/restore-driver.ts';
+import { RestoreDriver, type RestoreDriverDeps, type RestoreServer } from '../../../src/background/restore-driver.ts';
 import { UploadDriver, type BackupServer } from '../../../src/background/upload-driver.ts';
 import { ConnectionError, HomeserverError } from '../../../src/platform/homeserver.ts';
 import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
@@ -160,10 +160,11 @@ async function restoringVault(server: MemoryHomeserver) {
   return { vault, store };
 }
 
-function restoreDriver(vault: Vault, store: ReturnType<typeof memoryUnlockStore>, server: MemoryHomeserver, time = clock(), keepAlive: () => Promise<void> = async () => {}) {
+function restoreDriver(vault: Vault, store: ReturnType<typeof memoryUnlockStore>, server: MemoryHomeserver, time = clock(), keepAlive: () => Promise<void> = async () => {}, overrides: Partial<RestoreDriverDeps> = {}) {
   return new RestoreDriver({
     vault, server: async () => server.restore(), unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive,
-    now: time.now, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+    now: time.now, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000, byRoomFrom: Infinity, roomsAhead: 2,
+    ...overrides,
   });
 }
 
@@ -233,7 +234,7 @@ describe('the upload and restore drivers, against a homeserver in memory', () =>
     const gone = { ...server.restore(), currentBackup: async () => null };
     const ending = new RestoreDriver({
       vault, server: async () => gone, unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
-      now: () => Date.now() + 3_600_000, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+      now: () => Date.now() + 3_600_000, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000, byRoomFrom: Infinity, roomsAhead: 2,
     });
     expect(await ending.run()).toBe('failed');
     expect(await vault.getRestoreState()).toMatchObject({ phase: 'failed', restored: stored, lastError: { kind: 'backup-changed' } });
@@ -247,7 +248,7 @@ describe('the upload and restore drivers, against a homeserver in memory', () =>
     const driverWith = (body: string) => new RestoreDriver({
       vault, server: async () => ({ currentBackup: async () => server.info(), streamKeys: async () => new Response(body).body! }),
       unlocked: () => store.get(), scheduleWake: async () => {}, keepAlive: async () => {},
-      now: () => Date.now() + 3_600_000 * driverCount++, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000,
+      now: () => Date.now() + 3_600_000 * driverCount++, random: () => 0.5, newId: () => crypto.randomUUID(), chunkSize: 100, idleTimeoutMs: 5000, byRoomFrom: Infinity, roomsAhead: 2,
     });
     let driverCount = 0;
     const notJson = driverWith('<html>502 Bad Gateway</html>');
@@ -381,6 +382,88 @@ describe('room by room, when the whole download\'s first byte does not come in t
     for (const room of listed.slice(0, done)) expect(server.roomGets, 'a room done is not asked again').not.toContain(room);
     expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', source: 'rooms', restored: SESSIONS, alreadyPresent: 0, failed: 0, roomsDone: listed.length });
     expect(opened(decrypted), 'no entry decrypted twice').toBe(SESSIONS);
+  });
+
+  it('a backup counting byRoomFrom entries or more goes room by room at once, asking rooms ahead in list order', async () => {
+    const server = new MemoryHomeserver('r5', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    // Each room's answer waits until the test lets it go: what is asked ahead shows as in flight.
+    const base = server.restore();
+    let inFlight = 0;
+    let most = 0;
+    const gates: Array<() => void> = [];
+    const gated = {
+      ...base,
+      streamRoomKeys: async (version: string, roomId: string, signal?: AbortSignal) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        inFlight--;
+        return base.streamRoomKeys!(version, roomId, signal);
+      },
+    };
+    const driver = restoreDriver(vault, store, server, clock(), async () => {}, { server: async () => gated, byRoomFrom: SESSIONS, roomsAhead: 2 });
+    const decrypted = vi.spyOn(BackupDecryptor.prototype, 'decryptMany');
+    await driver.start();
+    const running = driver.run();
+    // Open the gates one at a time, in the order asked, until the restore is done.
+    let outcome: string | undefined;
+    void running.then((o) => { outcome = o; });
+    while (outcome === undefined) {
+      await new Promise((r) => setTimeout(r, 5));
+      gates.shift()?.();
+    }
+    expect(outcome).toBe('done');
+    expect(server.patience, 'the whole download is never asked').toEqual([]);
+    expect(most, 'the room being read and two asked ahead').toBe(3);
+    expect(server.roomGets, 'each room asked once, in list order').toEqual(await vault.getRestoreRooms((await vault.getRestoreState())!.id));
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', source: 'rooms', restored: SESSIONS, alreadyPresent: 0, failed: 0, rooms: 6, lastError: null });
+    expect(opened(decrypted)).toBe(SESSIONS);
+    expect(await vault.countSessions()).toBe(SESSIONS);
+  });
+
+  it('below byRoomFrom the whole download is asked; a cancel mid-way cancels the room answers asked ahead', async () => {
+    const whole = new MemoryHomeserver('r6', publicKey);
+    await uploadAll(whole);
+    const a = await restoringVault(whole);
+    const first = restoreDriver(a.vault, a.store, whole, clock(), async () => {}, { byRoomFrom: SESSIONS + 1 });
+    await first.start();
+    expect(await first.run()).toBe('done');
+    expect(whole.patience).toEqual([false]);
+    expect(whole.roomGets).toEqual([]);
+
+    const server = new MemoryHomeserver('r7', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    const base = server.restore();
+    const cancelled: string[] = [];
+    const watched = {
+      ...base,
+      streamRoomKeys: async (version: string, roomId: string, signal?: AbortSignal) => {
+        const stream = await base.streamRoomKeys!(version, roomId, signal);
+        const reader = stream.getReader();
+        return new ReadableStream<Uint8Array>({
+          pull: async (controller) => {
+            const { done, value } = await reader.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          },
+          cancel: (reason) => { cancelled.push(roomId); return reader.cancel(reason); },
+        });
+      },
+    };
+    let chunks = 0;
+    let driver!: RestoreDriver;
+    driver = restoreDriver(vault, store, server, clock(), async () => { if (++chunks === 2) await driver.cancel(); }, { server: async () => watched, byRoomFrom: 1, roomsAhead: 3 });
+    await driver.start();
+    expect(await driver.run()).toBe('cancelled');
+    expect(server.patience).toEqual([]);
+    const listed = (await vault.getRestoreRooms((await vault.getRestoreState())!.id))!;
+    const read = listed.indexOf(server.roomGets.at(-1)!) - 3;
+    expect(read).toBeGreaterThan(0);
+    await vi.waitFor(() => expect(cancelled.length, 'every room asked ahead and not read is cancelled').toBeGreaterThan(0));
+    expect(server.roomGets.slice(-cancelled.length).sort(), 'only rooms asked ahead are cancelled').toEqual([...cancelled].sort());
   });
 
   it('keys in a room the account no longer lists end the restore with a note; rooms the vault holds keys of are listed too', async () => {
