@@ -18,20 +18,35 @@
  * - Synapse's CPU time (/proc) and RSS (VmHWM reset through clear_refs, VmRSS sampled every 200 ms);
  * - a progress line every `--every` seconds: keys done, keys/s over the last interval and overall.
  * Whole download or room by room: read from Synapse's access log (`GET …/room_keys/keys?` against
- * `GET …/room_keys/keys/{roomId}` lines written during the run). Nothing secret is printed.
+ * `GET …/room_keys/keys/{roomId}` lines written during the run).
+ *
+ * Then, unless `--no-serve`, with the vault holding the whole backup (bench/scale-serve.ts): serving
+ * ONE session per `vault_getRoomKeys` from a page on an allowed origin (`--requests`, timed in the
+ * page; sessions drawn from 20 rooms' entries in Synapse; every answer must hold its key), the popup
+ * opened `--opens` times until its status is rendered (also before the restore, with the vault
+ * empty, for comparison), `status.get` round trips, and the disk:
+ * `navigator.storage.estimate()` and the profile's IndexedDB directories before `restore.start`, at
+ * done and a minute or more later, per key, against Synapse's own entry JSON. For the site the extension is
+ * loaded from a copy whose manifest grants `http://localhost/*`. Nothing secret is printed.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import type { RestoreSummary, Result, VaultStatus } from '../src/shared/messages.ts';
 import { buildExtension } from '../scripts/build.ts';
-import { chromiumPath, launchExtension, repoRoot } from '../test/harness/browser.ts';
+import { chromiumPath, launchExtension, repoRoot, type ExtensionBrowser } from '../test/harness/browser.ts';
+import { allowSiteViaPopup, callVault, startSite } from '../test/harness/page-site.ts';
 import { SYNAPSE_VERSION } from '../test/harness/synapse.ts';
 import { startSampling, workerProbe } from './heap-probe.ts';
 import { processCpuMs, synapsePid } from './proc.ts';
-import { fillScaleBackup } from './scale-fill.ts';
+import { fillScaleBackup, type ScaleBackup } from './scale-fill.ts';
+import {
+  CONTROL_EVERY, drawRefs, findsVault, localhostGrantedCopy, watchIndexedDb, openPopups, readDisk, sampleServerEntries, sampleVaultRows, SERVE_GAP_MS, serveOneByOne, spread, statusRoundTrips,
+  type DirSample, type DiskReading, type PopupRun, type ServeRun, type Spread,
+} from './scale-serve.ts';
 
 class ScaleBenchError extends Error {
   override readonly name = 'ScaleBenchError';
@@ -46,7 +61,10 @@ const usage = `npm run bench:scale -- --keys N [options]
   --kills K         times the service worker is stopped during the restore (default 5; 0 = none)
   --every S         seconds between progress lines (default 5)
   --no-build        load .cache/bench-scale/build/chrome as it is
-  --no-heap         do not sample the worker's heap`;
+  --no-heap         do not sample the worker's heap
+  --no-serve        after the restore, do not measure serving, the popup and disk
+  --requests N      one-session vault_getRoomKeys requests timed after the restore (default 500, after 20 warm-up)
+  --opens N         popup.html opens timed, before and after the restore (default 10)`;
 
 const s = (ms: number): string => (ms / 1000).toFixed(1);
 const int = (n: number): string => Math.round(n).toLocaleString('en');
@@ -61,6 +79,7 @@ function readOptions() {
       options: {
         keys: { type: 'string', default: '100000' }, rooms: { type: 'string' }, kills: { type: 'string', default: '5' },
         every: { type: 'string', default: '5' }, 'no-build': { type: 'boolean', default: false }, 'no-heap': { type: 'boolean', default: false },
+        'no-serve': { type: 'boolean', default: false }, requests: { type: 'string', default: '500' }, opens: { type: 'string', default: '10' },
         help: { type: 'boolean', default: false },
       },
     }));
@@ -81,6 +100,9 @@ function readOptions() {
     everyMs: whole(values.every, 'every', 1) * 1000,
     build: !values['no-build'],
     heap: !values['no-heap'],
+    serve: !values['no-serve'],
+    requests: whole(values.requests, 'requests', 1),
+    opens: whole(values.opens, 'opens', 1),
   };
 }
 
@@ -155,6 +177,111 @@ function caller(page: Page): Call {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// After the restore: serving one key, the popup, and the disk (bench/scale-serve.ts)
+
+const SERVE_WARMUP = 20;
+const SAMPLE_ROOMS = 20;
+const ms = (v: number): string => v.toFixed(v < 10 ? 1 : 0);
+const spreadText = (d: Spread): string => `p50 ${ms(d.p50)} ms, p95 ${ms(d.p95)} ms, p99 ${ms(d.p99)} ms, max ${ms(d.max)} ms (min ${ms(d.min)}, mean ${ms(d.mean)})`;
+const median = (values: readonly number[]): number => spread(values).p50;
+
+async function serveAndDisk(run: {
+  ext: ExtensionBrowser; page: Page; backup: ScaleBackup; n: number; requests: number; opens: number; diskFresh: DiskReading; diskBefore: DiskReading; popupsEmpty: PopupRun;
+}): Promise<void> {
+  const { ext, backup, n } = run;
+  const diskAfter = await readDisk(run.page, ext.userDataDir);
+  const doneAt = performance.now();
+  const loadBefore = loadavg()[0]!;
+  // The restore's popup polls status.get every second: closed, so that nothing else asks the worker.
+  await run.page.close();
+  log(`sampling ${SAMPLE_ROOMS} rooms' entries from Synapse`);
+  const server = await sampleServerEntries(backup.synapse, backup.user, backup.version, backup.roomIds, SAMPLE_ROOMS);
+  if (server.refs.length < run.requests + SERVE_WARMUP) log(`only ${int(server.refs.length)} sessions sampled: some are asked more than once`);
+  const refs = drawRefs(server.refs, run.requests + SERVE_WARMUP);
+  while (refs.length < run.requests + SERVE_WARMUP) refs.push(...drawRefs(server.refs, run.requests + SERVE_WARMUP - refs.length));
+
+  const site = await startSite();
+  // On localhost, the name the extension's copy holds the host permission for (scale-serve.ts).
+  const origin = `http://localhost:${new URL(site.origin).port}`;
+  let serve: ServeRun;
+  let dirSamples: DirSample[] = [];
+  try {
+    await (await allowSiteViaPopup(ext, origin, ['read'])).close();
+    const sitePage = await ext.context.newPage();
+    await sitePage.goto(origin);
+    if (!(await findsVault(sitePage, 5000))) throw new ScaleBenchError('verify', `the allowed page ${origin} found no vault`);
+    const status = await callVault(sitePage, 'vault_status');
+    if (status.result?.state !== 'unlocked' || !status.result.scopes?.includes('read')) {
+      throw new ScaleBenchError('verify', `the allowed page sees the vault ${status.error ? `failing (${status.error.code})` : `${String(status.result?.state)} with scopes ${JSON.stringify(status.result?.scopes)}`}, expected unlocked with read`);
+    }
+    log(`serving ${int(run.requests)} + ${SERVE_WARMUP} warm-up requests of one session each, one every ${SERVE_GAP_MS} ms`);
+    const dirWatch = watchIndexedDb(ext.userDataDir, 1000);
+    try {
+      serve = await serveOneByOne(sitePage, refs, SERVE_WARMUP, SERVE_GAP_MS);
+    } finally {
+      dirSamples = dirWatch.stop();
+    }
+    await sitePage.close();
+  } finally {
+    await site.close();
+  }
+
+  log(`opening the popup ${run.opens} times`);
+  const popups = await openPopups(ext.context, ext.extensionId, run.opens);
+  const probe = await ext.openPage('popup.html');
+  await probe.locator('main[data-screen]:not([data-screen=loading])').waitFor({ timeout: 30_000 });
+  const polled = await statusRoundTrips(probe, 50, false);
+  const refreshed = await statusRoundTrips(probe, 10, true);
+  const diskLater = await readDisk(probe, ext.userDataDir);
+  const laterS = (performance.now() - doneAt) / 1000;
+  const rows = await sampleVaultRows(probe, 1000);
+  await probe.close();
+  const loadAfter = loadavg()[0]!;
+
+  const served = spread(serve.times);
+  const entry = spread(server.entryBytes);
+  const perKey = (a: number, b: number): number => (a - b) / n;
+  const mbText = (b: number): string => (b / 1e6).toFixed(1);
+  const usageKey = perKey(diskAfter.usage, run.diskBefore.usage);
+  const dirKey = perKey(diskAfter.dirBytes, run.diskBefore.dirBytes);
+  const idbText = (d: DiskReading): string => (d.indexedDB === null ? '' : ` (indexedDB ${mbText(d.indexedDB)})`);
+  console.log('');
+  console.log(`serve, popup and disk after the restore (${int(n)} keys in the vault; load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after)`);
+  console.log(`  serve: ${int(served.n)} vault_getRoomKeys of ONE session each from a page on ${origin} allowed for read, timed in the page around provider.request;`
+    + ` one every ${SERVE_GAP_MS} ms after ${SERVE_WARMUP} warm-up; sessions at random from ${int(server.entries)} entries of ${server.rooms} rooms; every answer held its key`);
+  console.log(`    ${spreadText(served)} — target p99 < 50 ms: ${served.p99 < 50 ? 'PASS' : 'MISSED'} · ${s(serve.totalMs)} s in all`);
+  console.log(`    control, a vault_status after every ${CONTROL_EVERY} key requests (the same trip, no key lookup): ${int(serve.controls.length)} ${spreadText(spread(serve.controls))}`);
+  const slowest = serve.times.map((t, i) => ({ t, at: serve.startedAt[i]! })).sort((a, b) => b.t - a.t).slice(0, 8);
+  console.log(`    slowest (at s from the first request): ${slowest.map((x) => `${ms(x.t)} ms at ${s(x.at)} s`).join(', ')}; over ${int(served.n)}: ≥ 20 ms ${serve.times.filter((t) => t >= 20).length}, ≥ 50 ms ${serve.times.filter((t) => t >= 50).length}`);
+  // LevelDB compactions show as the directory's files being replaced: print where its size or file count moved.
+  const moves = dirSamples.filter((x, i) => i === 0 || i === dirSamples.length - 1
+    || Math.abs(x.bytes - dirSamples[i - 1]!.bytes) > 1e6 || x.files !== dirSamples[i - 1]!.files);
+  console.log(`    IndexedDB dirs during the requests (s: MB, files), where they moved: ${moves.slice(0, 30).map((x) => `${s(x.t)}: ${(x.bytes / 1e6).toFixed(1)}, ${x.files}`).join(' · ')}${moves.length > 30 ? ` · … (${moves.length - 30} more)` : ''}`);
+  console.log(`  popup: popup.html → status rendered (main[data-screen] past loading; screen ${[...new Set(popups.screens)].join(', ')}), ${popups.inPageMs.length} opens:`
+    + ` from navigation start median ${ms(median(popups.inPageMs))} ms, max ${ms(Math.max(...popups.inPageMs))} ms;`
+    + ` from new tab (Node) median ${ms(median(popups.fromTabMs))} ms, max ${ms(Math.max(...popups.fromTabMs))} ms — target < 200 ms: ${Math.max(...popups.inPageMs) < 200 ? 'PASS' : median(popups.inPageMs) < 200 ? 'PASS at the median, not at the max' : 'MISSED'}`);
+  console.log(`    of which (medians) navigation start → popup.html's first byte ${ms(median(popups.responseMs))} ms, → the app's first render (loading screen) ${ms(median(popups.mountedMs))} ms`
+    + ` (max ${ms(Math.max(...popups.mountedMs))} ms), first render → status ${ms(median(popups.inPageMs.map((t, i) => t - popups.mountedMs[i]!)))} ms`);
+  const empty = run.popupsEmpty;
+  console.log(`    the same with the vault empty (after vault.unlock, before restore.start): from navigation start median ${ms(median(empty.inPageMs))} ms, max ${ms(Math.max(...empty.inPageMs))} ms;`
+    + ` first render ${ms(median(empty.mountedMs))} ms, first render → status ${ms(median(empty.inPageMs.map((t, i) => t - empty.mountedMs[i]!)))} ms (screen ${[...new Set(empty.screens)].join(', ')})`);
+  console.log(`    status.get round trip from an extension page: ${polled.length} as polled (refresh false) ${spreadText(spread(polled))}`);
+  console.log(`    ${refreshed.length} as the popup opens (refresh true: vault counts and the server's backup) ${spreadText(spread(refreshed))}`);
+  console.log(`  disk: navigator.storage.estimate() usage MB: fresh profile ${mbText(run.diskFresh.usage)}${idbText(run.diskFresh)}, before restore.start ${mbText(run.diskBefore.usage)}${idbText(run.diskBefore)},`
+    + ` at done ${mbText(diskAfter.usage)}${idbText(diskAfter)}, ${s(laterS * 1000)} s later ${mbText(diskLater.usage)}${idbText(diskLater)}`);
+  console.log(`    profile's IndexedDB dirs (${diskAfter.dirs.join(', ') || 'none found'}) MB: before ${mbText(run.diskBefore.dirBytes)}, at done ${mbText(diskAfter.dirBytes)} (allocated ${mbText(diskAfter.dirAllocated)}),`
+    + ` later ${mbText(diskLater.dirBytes)} (allocated ${mbText(diskLater.dirAllocated)})`);
+  const usageLaterKey = perKey(diskLater.usage, run.diskBefore.usage);
+  const dirLaterKey = perKey(diskLater.dirBytes, run.diskBefore.dirBytes);
+  console.log(`    bytes per key (after − before restore.start) ÷ ${int(n)}: at done estimate ${int(usageKey)}, dirs ${int(dirKey)}; later estimate ${int(usageLaterKey)}, dirs ${int(dirLaterKey)}`);
+  console.log(`    Synapse's entry JSON (${int(entry.n)} entries of ${server.rooms} rooms): mean ${int(entry.mean)} bytes (min ${int(entry.min)}, max ${int(entry.max)}); its room answers ${int(server.answerBytesPerEntry)} bytes per entry`);
+  console.log(`    a vault row (${int(rows.rows)} read): JSON ${int(rows.rowJson)} bytes, of which sessionData ${int(rows.sessionDataJson)}; key [roomId, sessionId] ${int(rows.keyChars)} chars,`
+    + ` 'pending' index key publicKey ${int(rows.indexKeyChars)} chars + epoch + the primary key; fields ${rows.fields.join(', ')}`);
+  const ratio = usageLaterKey / entry.mean;
+  console.log(`    vault bytes per key ÷ entry bytes: later estimate ${ratio.toFixed(2)}×, dirs ${(dirLaterKey / entry.mean).toFixed(2)}× (at done ${(usageKey / entry.mean).toFixed(2)}×, ${(dirKey / entry.mean).toFixed(2)}×) — target ≤ 1.5×: ${ratio <= 1.5 ? 'PASS' : 'MISSED'}`);
+}
+
 interface TimelinePoint { t: number; done: number; heap: number; synapseRss: number; synapseCpuMs: number }
 
 async function main(): Promise<void> {
@@ -178,13 +305,19 @@ async function main(): Promise<void> {
   console.log(head);
   console.log(`backup: ${int(backup.count)} keys over ${int(backup.roomIds.length)} rooms (${backup.cached ? 'cached' : 'filled now'}) · kills planned: ${options.kills}`);
   const n = backup.count;
-  const ext = await launchExtension({ extensionPath });
+  // Serving needs a site the user allowed: the build's copy with localhost's host permission (scale-serve.ts).
+  const tmp = options.serve ? mkdtempSync(join(tmpdir(), 'mkv-bench-scale-')) : null;
+  const ext = await launchExtension({ extensionPath: tmp ? localhostGrantedCopy(extensionPath, join(tmp, 'chrome')) : extensionPath });
   try {
     const pid = synapsePid(synapse);
     const page = await ext.openPage('popup.html');
     const call = caller(page);
+    const diskFresh = options.serve ? await readDisk(page, ext.userDataDir) : null;
     await call({ type: 'account.login', homeserver: synapse.baseUrl, user: backup.user.localpart, password: backup.user.password });
     await call({ type: 'vault.unlock', input: backup.recoveryKey });
+    const diskBefore = options.serve ? await readDisk(page, ext.userDataDir) : null;
+    // The same popup opens with the vault still empty: what the vault's size adds, if anything.
+    const popupsEmpty = options.serve ? await openPopups(ext.context, ext.extensionId, options.opens) : null;
     const sampling = await startSampling(options.heap ? await workerProbe(ext.context, page, ext.extensionId) : null);
     let lastHeap = 0;
     // A second, light probe for the progress lines (the sampler keeps only its peak).
@@ -271,8 +404,10 @@ async function main(): Promise<void> {
       prev = p;
     }
     if (!exact) throw new ScaleBenchError('verify', `expected ${int(n)} restored and 0 failed`);
+    if (diskFresh && diskBefore && popupsEmpty) await serveAndDisk({ ext, page, backup, n, requests: options.requests, opens: options.opens, diskFresh, diskBefore, popupsEmpty });
   } finally {
     await ext.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await synapse.stop();
