@@ -36,7 +36,8 @@ export function mainBuild(outDir: string): InlineConfig {
       outDir,
       emptyOutDir: true,
       target: 'es2022',
-      modulePreload: false,
+      // Preload links for each page's chunks (no polyfill: its inline script would break the MV3 CSP).
+      modulePreload: { polyfill: false },
       minify: false,
       sourcemap: false,
       rolldownOptions: {

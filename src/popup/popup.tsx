@@ -37,6 +37,9 @@ function Popup() {
   }, []);
 
   useEffect(() => {
+    // The vault's own status shows at once; the server's backup (a round trip to the homeserver)
+    // and the earlier keys' counts come with the second answer and are merged in.
+    void refresh(false);
     void refresh(true);
     void requestPersistentStorage().then(setPersistent);
     const timer = setInterval(() => void refresh(false), POLL_MS);
