@@ -333,7 +333,10 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
     }
     const sampling = await startSampling(probe);
     const workerSampling = await startSampling(bench.heap ? await workerProbe(ext.context, popup, ext.extensionId) : null);
-    const heapBefore = bench.heap ? (await lineProbe!.read())?.usedSize ?? 0 : 0;
+    // Just after startSampling's GC: the page's JS heap and ArrayBuffers before the import.
+    const beforeUsage = bench.heap ? await lineProbe!.read() : null;
+    const heapBefore = beforeUsage?.usedSize ?? 0;
+    const buffersBefore = beforeUsage?.backingStorageSize ?? 0;
     let retained: { usedSize: number; withBuffers: number; at: number } | null = null;
     let lastHeap = heapBefore;
 
@@ -366,9 +369,8 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
       if (now > deadline) throw new ScaleUploadError('extension', `not done after ${s(now - start)} s: page "${m?.progress ?? '?'}", stored ${int(up.stored)}, pending ${int(up.pending)}`);
       // Once, half-way through sending: what the page keeps while it hands the sessions over.
       if (bench.heap && retained === null && m?.firstStoring !== null && m?.firstStoring !== undefined && up.stored >= n / 2 && !pageDone) {
-        await lineProbe!.collectGarbage();
-        const usage = await lineProbe!.read();
-        if (usage) retained = { usedSize: usage.usedSize, withBuffers: usage.usedSize + (usage.backingStorageSize ?? 0), at: performance.now() - start };
+        const usage = await heapAfterGc(lineProbe!);
+        if (usage) retained = { ...usage, at: performance.now() - start };
       }
       if (now - start - lastLine.t >= bench.everyMs) {
         const t = now - start;
@@ -384,6 +386,7 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
     const synapseCpuMs = processCpuMs(bench.synapsePid) - cpu0;
     const heap = await sampling.stop();
     const workerHeap = await workerSampling.stop();
+    const afterwards = lineProbe ? await heapAfterGc(lineProbe) : null;
     await lineProbe?.close().catch(() => {});
     const final = await readMarks(page);
     const result = page.getByTestId('result');
@@ -402,7 +405,7 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
       checked,
     ];
     if (heap) {
-      notes.push(`import page JS heap: before ${mb(heap.before)} MB (after GC) · peak in use ${mb(heap.peakUsed)} MB, above before ${mb(heap.peakUsed - heap.before)} MB`
+      notes.push(`import page JS heap: before ${mb(heap.before)} MB (after GC; ArrayBuffers ${mb(buffersBefore)} MB) · peak in use ${mb(heap.peakUsed)} MB, above before ${mb(heap.peakUsed - heap.before)} MB`
         + ` = ${((heap.peakUsed - heap.before) / json).toFixed(2)}× the decrypted JSON (${mb(json)} MB)`
         + ` · peak + ArrayBuffers ${mb(heap.peakWithBuffers)} MB = ${(heap.peakWithBuffers / json).toFixed(2)}× · ${heap.samples} samples, longest gap ${s(heap.maxGapMs)} s`);
       if (workerHeap) notes.push(`worker JS heap: peak ${mb(workerHeap.peakUsed)} MB, + ArrayBuffers ${mb(workerHeap.peakWithBuffers)} MB (before ${mb(workerHeap.before)} MB; longest gap ${s(workerHeap.maxGapMs)} s)`);
@@ -410,6 +413,10 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
         ? `import page JS heap after a forced GC half-way through sending (${s(retained.at)} s): ${mb(retained.usedSize)} MB, above before ${mb(retained.usedSize - heap.before)} MB`
           + ` = ${((retained.usedSize - heap.before) / json).toFixed(2)}× the decrypted JSON; + ArrayBuffers ${mb(retained.withBuffers)} MB`
         : 'import page heap half-way through sending: not read (the sending was over before the poll saw it)');
+      if (afterwards) notes.push(`import page JS heap after the import, after a forced GC: ${mb(afterwards.usedSize)} MB; + ArrayBuffers ${mb(afterwards.withBuffers)} MB`);
+      const peakAbove = heap.peakWithBuffers - heap.before - buffersBefore;
+      notes.push(`import page memory (peak JS heap + ArrayBuffers, above before) ÷ decrypted JSON = ${(peakAbove / json).toFixed(2)}×:`
+        + ` ${peakAbove < 2 * json ? 'under 2×, so it never held the decrypted file twice' : 'NOT under 2× (it may hold the decrypted file twice; see the lines above)'}`);
     }
     return {
       side: 'extension', wallMs, synapseCpuMs,
@@ -419,6 +426,18 @@ async function runExtension(bench: Bench, round: number): Promise<RunResult> {
   } finally {
     await ext.close();
   }
+}
+
+/**
+ * The heap after a forced GC. ArrayBuffer backing stores are freed by a sweeper that runs after the
+ * GC, so collect twice with a pause between.
+ */
+async function heapAfterGc(probe: HeapProbe): Promise<{ usedSize: number; withBuffers: number } | null> {
+  await probe.collectGarbage();
+  await sleep(500);
+  await probe.collectGarbage();
+  const usage = await probe.read();
+  return usage ? { usedSize: usage.usedSize, withBuffers: usage.usedSize + (usage.backingStorageSize ?? 0) } : null;
 }
 
 // ---------------------------------------------------------------------------------------------
