@@ -87,8 +87,37 @@ function readBody(file: string): Uint8Array {
   return concatBytes(...bodyLines.map((line) => decodeBase64(line, 'a key-file line')));
 }
 
-/** Decrypts a key file; a wrong passphrase is kind `hmac`. Accepts any round count ≥ 1. */
-export async function decryptKeyFile(file: string, passphrase: string): Promise<string> {
+/** A key file whose HMAC matched: its plaintext, decrypted a piece at a time as it is read. */
+export interface OpenedKeyFile {
+  /** The plaintext's length in bytes. */
+  readonly byteLength: number;
+  /**
+   * The plaintext in pieces of `size` bytes (a multiple of 16; the last piece may be shorter), each
+   * decrypted when asked for: a reader that handles one piece before asking for the next never
+   * holds the whole plaintext.
+   */
+  pieces(size?: number): AsyncGenerator<Uint8Array>;
+}
+
+/** Plaintext bytes per piece, by default. */
+export const KEY_FILE_PIECE_BYTES = 1 << 20;
+
+/**
+ * The counter block `blocks` AES blocks after `iv`: AES-CTR with a 64-bit counter (WebCrypto's
+ * `length: 64`, as Element writes files) increments the low 8 bytes, wrapping within them.
+ */
+function counterAfter(iv: Uint8Array, blocks: number): Uint8Array {
+  const counter = iv.slice();
+  const view = new DataView(counter.buffer, counter.byteOffset, counter.byteLength);
+  view.setBigUint64(8, BigInt.asUintN(64, view.getBigUint64(8) + BigInt(blocks)));
+  return counter;
+}
+
+/**
+ * Checks a key file's header, version, round count and HMAC (before decrypting anything, reference
+ * §6.2); a wrong passphrase is kind `hmac`. Accepts any round count ≥ 1.
+ */
+export async function openKeyFile(file: string, passphrase: string): Promise<OpenedKeyFile> {
   const body = readBody(file);
   if (body.length === 0) throw new CoreError('length', 'the key file is empty');
   if (body[0] !== VERSION) throw new CoreError('version', `unsupported key-file version ${body[0]!}; only version 1 exists`);
@@ -101,9 +130,30 @@ export async function decryptKeyFile(file: string, passphrase: string): Promise<
   checkIterations(rounds, 'the key file\'s round count');
   const signedEnd = body.length - HMAC_LENGTH;
   const { aesKey, hmacKey } = await deriveFileKeys(passphrase, salt, rounds);
-  // Verify before decrypting (reference §6.2).
   if (!equalBytes(await sign(hmacKey, body.subarray(0, signedEnd)), body.subarray(signedEnd))) {
     throw new CoreError('hmac', 'the key file\'s HMAC does not match: the passphrase is probably wrong (or the file is damaged)');
   }
-  return utf8Decode(await aesCtr64(aesKey, iv, body.subarray(CIPHERTEXT_OFFSET, signedEnd)), 'the decrypted key file');
+  const ciphertext = body.subarray(CIPHERTEXT_OFFSET, signedEnd);
+  return {
+    byteLength: ciphertext.length,
+    async *pieces(size = KEY_FILE_PIECE_BYTES) {
+      if (!Number.isSafeInteger(size) || size <= 0 || size % 16 !== 0) throw new CoreError('length', `a key file is read in pieces of whole AES blocks, not ${size} bytes`);
+      for (let at = 0; at < ciphertext.length; at += size) {
+        yield await aesCtr64(aesKey, counterAfter(iv, at / 16), ciphertext.subarray(at, at + size));
+      }
+    },
+  };
+}
+
+/** Decrypts a whole key file to its text; a wrong passphrase is kind `hmac`. Accepts any round count ≥ 1. */
+export async function decryptKeyFile(file: string, passphrase: string): Promise<string> {
+  const opened = await openKeyFile(file, passphrase);
+  const plaintext = new Uint8Array(opened.byteLength);
+  let at = 0;
+  // One piece: the whole ciphertext in one call.
+  for await (const piece of opened.pieces(Math.max(16, Math.ceil(opened.byteLength / 16) * 16))) {
+    plaintext.set(piece, at);
+    at += piece.length;
+  }
+  return utf8Decode(plaintext, 'the decrypted key file');
 }

@@ -1,14 +1,16 @@
 /**
  * Import a key file (Element's "Export E2E room keys"): a page in a tab, because Firefox closes a popup
- * when a file picker opens. The file is decrypted here; its sessions go to the worker in chunks, which
- * validates, encrypts and queues each for upload.
+ * when a file picker opens. The file's HMAC is checked here, then its plaintext is decrypted a piece
+ * at a time and parsed as it comes; its sessions go to the worker in chunks, which validates,
+ * encrypts and queues each for upload. The decrypted file is never whole in memory (100,000 keys
+ * are ≈ 60 MB of JSON; parsed whole, as text and objects, it was held about three times over).
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { decryptKeyFile } from '../core/index.ts';
+import { openKeyFile, type OpenedKeyFile } from '../core/index.ts';
 import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { request } from '../platform/messaging.ts';
-import { parseKeyList } from './key-list.ts';
+import { KeyFileContentError, keyListBatches } from './key-list.ts';
 import { importTexts as t } from './texts.ts';
 import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './ui.tsx';
 
@@ -16,7 +18,7 @@ import { Alert, ErrorText, Header, requestPersistentStorage, UiError } from './u
 const CHUNK = 500;
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
-type Progress = { phase: 'idle' } | { phase: 'decrypting' } | { phase: 'sending'; done: number; total: number } | { phase: 'done'; summary: ImportSummary; total: number };
+type Progress = { phase: 'idle' } | { phase: 'decrypting' } | { phase: 'sending'; done: number; percent: number } | { phase: 'done'; summary: ImportSummary; total: number };
 
 function describeFileError(e: unknown): unknown {
   const kind = (e as { kind?: string } | null)?.kind;
@@ -54,22 +56,37 @@ function ImportKeys() {
     try {
       if (file.size > MAX_FILE_BYTES) throw new UiError('too-large', t.tooLarge);
       setProgress({ phase: 'decrypting' });
-      let plaintext: string;
+      let opened: OpenedKeyFile;
       try {
-        plaintext = await decryptKeyFile(await file.text(), passphrase);
+        opened = await openKeyFile(await file.text(), passphrase);
       } catch (err) {
         throw describeFileError(err);
       }
-      const sessions = parseKeyList(plaintext);
-      const total = sessions.length;
-      const summary: ImportSummary = { stored: 0, unchanged: 0, rejected: [] };
-      for (let i = 0; i < total; i += CHUNK) {
-        setProgress({ phase: 'sending', done: i, total });
-        const part = await request({ type: 'sessions.import', sessions: sessions.slice(i, i + CHUNK) });
-        summary.stored += part.stored;
-        summary.unchanged += part.unchanged;
-        summary.rejected.push(...part.rejected.map((r) => ({ ...r, index: r.index + i })));
+      let read = 0;
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        for await (const piece of opened.pieces()) {
+          read += piece.length;
+          yield piece;
+        }
       }
+      const summary: ImportSummary = { stored: 0, unchanged: 0, rejected: [] };
+      let sent = 0;
+      setProgress({ phase: 'sending', done: 0, percent: 0 });
+      try {
+        for await (const sessions of keyListBatches(counted(), CHUNK)) {
+          const part = await request({ type: 'sessions.import', sessions });
+          summary.stored += part.stored;
+          summary.unchanged += part.unchanged;
+          summary.rejected.push(...part.rejected.map((r) => ({ ...r, index: r.index + sent })));
+          sent += sessions.length;
+          setProgress({ phase: 'sending', done: sent, percent: opened.byteLength ? Math.floor((read / opened.byteLength) * 100) : 100 });
+        }
+      } catch (err) {
+        // The file's contents went wrong part-way: what came before was imported, and the page says so.
+        if (err instanceof KeyFileContentError && sent > 0) throw new KeyFileContentError(`${err.message} ${t.partlyImported(sent, summary)}`);
+        throw err;
+      }
+      const total = sent;
       setPassphrase('');
       setProgress({ phase: 'done', summary, total });
     } catch (err) {
@@ -92,7 +109,7 @@ function ImportKeys() {
           <button type="submit" disabled={busy || !file} data-testid="import">{busy ? t.busy : t.button}</button>
         </form>
         {progress.phase === 'decrypting' && <p data-testid="progress">{t.decrypting}</p>}
-        {progress.phase === 'sending' && <p data-testid="progress">{t.storing(progress.done, progress.total)}</p>}
+        {progress.phase === 'sending' && <p data-testid="progress">{t.storing(progress.done, progress.percent)}</p>}
         {progress.phase === 'done' && <Result summary={progress.summary} total={progress.total} />}
       </main>
     </>

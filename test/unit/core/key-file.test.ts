@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sealKeyFile } from '../../../src/core/key-file.ts';
-import { decodeBase64, decryptKeyFile, encodeBase64, encryptKeyFile, type CoreErrorKind } from '../../../src/core/index.ts';
+import { decodeBase64, decryptKeyFile, encodeBase64, encryptKeyFile, openKeyFile, type CoreErrorKind } from '../../../src/core/index.ts';
 import { errorOf, kindOf, vectors } from './helpers.ts';
 
 interface KeyFileVector { id: string; password: string; plaintext: string; file: string }
@@ -149,5 +149,45 @@ describe('key-export files: bad inputs', () => {
     expect(await kindOf(() => encryptKeyFile('{}', 5 as unknown as string, 1))).toBe('field');
     expect(await kindOf(() => encryptKeyFile('{}', 'p', 1, { salt: new Uint8Array(8) }))).toBe('length');
     expect(await kindOf(() => encryptKeyFile('{}', 'p', 1, { iv: new Uint8Array(12) }))).toBe('length');
+  });
+});
+
+describe('openKeyFile: the plaintext a piece at a time', () => {
+  const concat = (pieces: Uint8Array[]): Uint8Array => {
+    const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of pieces) { out.set(p, at); at += p.length; }
+    return out;
+  };
+  const collect = async (file: string, password: string, size?: number): Promise<Uint8Array[]> => {
+    const pieces: Uint8Array[] = [];
+    for await (const piece of (await openKeyFile(file, password)).pieces(size)) pieces.push(piece);
+    return pieces;
+  };
+
+  it.each(files)('pieces of 16, 48 and 1 MiB bytes join to the whole plaintext of $id', async ({ file, password, plaintext }) => {
+    const whole = new TextEncoder().encode(plaintext);
+    for (const size of [16, 48, undefined]) {
+      const pieces = await collect(file, password, size);
+      expect(new TextDecoder().decode(concat(pieces))).toBe(plaintext);
+      if (size !== undefined) expect(pieces.every((p, i) => p.length === (i < pieces.length - 1 ? size : whole.length - size * (pieces.length - 1)))).toBe(true);
+    }
+  });
+
+  it('carries the 64-bit counter into later pieces, wrapping within its low 8 bytes as Element\'s files do', async () => {
+    // The counter's low 8 bytes start 2 blocks before the wrap: pieces of one block cross it.
+    const iv = new Uint8Array(16).fill(0x11);
+    iv.fill(0xff, 8, 16);
+    iv[15] = 0xfe;
+    const plaintext = JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ session_id: `s${i}`, n: i })));
+    const file = await encryptKeyFile(plaintext, 'pass', 1, { iv });
+    for (const size of [16, 32, 80]) expect(new TextDecoder().decode(concat(await collect(file, 'pass', size)))).toBe(plaintext);
+  });
+
+  it('checks the HMAC before any piece, and refuses pieces that are not whole AES blocks', async () => {
+    const { file, password } = files[0]!;
+    expect(await kindOf(() => openKeyFile(file, `${password}x`))).toBe('hmac');
+    const opened = await openKeyFile(file, password);
+    for (const size of [0, 15, 17, 1.5]) expect(await kindOf(async () => { for await (const _ of opened.pieces(size)) break; })).toBe('length');
   });
 });
