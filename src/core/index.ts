@@ -30,7 +30,7 @@ export {
 export { backupKeyFromSecretStorage, secretStorageKeyFromPassphrase } from './secret-storage-chain.ts';
 export { parseSessionKey } from './session-key.ts';
 export { parseExportedSession } from './exported-session.ts';
-export { DEFAULT_KEY_FILE_ROUNDS, KEY_FILE_PIECE_BYTES, decryptKeyFile, encryptKeyFile, openKeyFile, type KeyFileOptions, type OpenedKeyFile } from './key-file.ts';
+export { DEFAULT_KEY_FILE_ROUNDS, KEY_FILE_PIECE_BYTES, decryptKeyFile, encryptKeyFile, openKeyFile, openKeyFileStream, type KeyFileOptions, type KeyFileText, type OpenedKeyFile } from './key-file.ts';
 export { canonicalJson } from './canonical-json.ts';
 export { verifyAuthDataSignature } from './auth-data.ts';
 export {

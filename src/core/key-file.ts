@@ -4,6 +4,8 @@
  * with AES key ‖ HMAC key = PBKDF2-HMAC-SHA-512(passphrase, salt, rounds, 512 bits), armoured as
  * base64 between BEGIN/END lines.
  */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { aesCtr64, randomCtrIv } from './aes-ctr.ts';
 import { decodeBase64, encodeBase64 } from './base64.ts';
@@ -38,6 +40,12 @@ async function deriveFileKeys(passphrase: string, salt: Uint8Array, rounds: numb
   return { aesKey: keys.subarray(0, 32), hmacKey };
 }
 
+/** The same keys as bytes: the HMAC of a file read in pieces is computed as it comes. */
+async function deriveRawFileKeys(passphrase: string, salt: Uint8Array, rounds: number): Promise<{ aesKey: Uint8Array; hmacKey: Uint8Array }> {
+  const keys = await pbkdf2Sha512(utf8Encode(passphrase), salt, rounds, 512);
+  return { aesKey: keys.subarray(0, 32), hmacKey: keys.subarray(32, 64) };
+}
+
 async function sign(hmacKey: CryptoKey, data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign('HMAC', hmacKey, toBufferSource(data)));
 }
@@ -68,23 +76,101 @@ export async function encryptKeyFile(plaintext: string, passphrase: string, roun
 }
 
 /**
- * The armoured body: every line strictly between header and trailer, whitespace removed, base64
- * padded or not (Element pads per line, rust-sdk writes one unpadded line; CRLF is fine).
+ * The armoured body's bytes, decoded as the text comes: every line strictly between header and
+ * trailer, whitespace removed, base64 padded or not (Element pads per line, rust-sdk writes one
+ * unpadded text cut into 71-character lines; CRLF is fine). Lines are one base64 text cut anywhere;
+ * a line that ends in `=` ends a text of its own (a writer that padded each line). Text before the
+ * header and after the trailer is ignored.
  */
-function readBody(file: string): Uint8Array {
-  if (typeof file !== 'string') throw new CoreError('field', 'the key file must be text');
-  const lines = file.split(/\r\n|\r|\n/).map((line) => line.trim());
-  const start = lines.indexOf(HEADER);
-  if (start < 0) throw new CoreError('header', `not a key file: the line "${HEADER}" is missing`);
-  const end = lines.indexOf(TRAILER, start + 1);
-  if (end < 0) throw new CoreError('trailer', `the key file is cut short: the line "${TRAILER}" is missing`);
-  const bodyLines = lines.slice(start + 1, end).map((line) => line.replace(/\s+/g, ''));
-  // Usually the lines are one base64 text cut anywhere (rust-sdk: 71-character lines) and join
-  // back together. A writer that padded each line on its own leaves `=` inside the joined text:
-  // then every line is its own base64 text.
-  const paddedInside = bodyLines.slice(0, -1).some((line) => line.endsWith('='));
-  if (!paddedInside) return decodeBase64(bodyLines.join(''), 'the key file');
-  return concatBytes(...bodyLines.map((line) => decodeBase64(line, 'a key-file line')));
+async function* armouredBody(text: AsyncIterable<string>): AsyncGenerator<Uint8Array> {
+  type Where = 'before' | 'body' | 'after';
+  let state = 'before' as Where; // moved by line(), a closure
+  let partial = '';
+  let carry = '';
+  const out: Uint8Array[] = [];
+  const feed = (chars: string, lineEnds: boolean): void => {
+    carry += chars;
+    if (lineEnds && carry.endsWith('=')) {
+      out.push(decodeBase64(carry, 'a key-file line'));
+      carry = '';
+      return;
+    }
+    const whole = carry.length - (carry.length % 4);
+    if (whole > 0) {
+      out.push(decodeBase64(carry.slice(0, whole), 'the key file'));
+      carry = carry.slice(whole);
+    }
+  };
+  const line = (raw: string): void => {
+    const trimmed = raw.trim();
+    if (state === 'before') {
+      if (trimmed === HEADER) state = 'body';
+    } else if (state === 'body') {
+      if (trimmed === TRAILER) state = 'after';
+      else feed(trimmed.replace(/\s+/g, ''), true);
+    }
+  };
+  for await (const chunk of text) {
+    if (typeof chunk !== 'string') throw new CoreError('field', 'the key file must be text');
+    partial += chunk;
+    const lines = partial.split(/\r\n|\r|\n/);
+    partial = lines.pop()!;
+    for (const l of lines) {
+      line(l);
+      if (state === 'after') break;
+    }
+    if (state === 'after') break;
+    // One very long line (a writer that never wraps): what is surely base64 is decoded already.
+    if (state === 'body' && partial.length > 1 << 16 && !partial.trimStart().startsWith('-')) {
+      feed(partial.replace(/\s+/g, ''), false);
+      partial = '';
+    }
+    yield* out.splice(0);
+  }
+  if (state !== 'after') line(partial);
+  if (state === 'before') throw new CoreError('header', `not a key file: the line "${HEADER}" is missing`);
+  if (state === 'body') throw new CoreError('trailer', `the key file is cut short: the line "${TRAILER}" is missing`);
+  if (carry !== '') out.push(decodeBase64(carry, 'the key file'));
+  yield* out.splice(0);
+}
+
+/** The armoured file's text from its start, in pieces: called once for each pass over the file. */
+export type KeyFileText = () => AsyncIterable<string>;
+
+interface Scan { length: number; tag: Uint8Array }
+
+/**
+ * One pass over the body: yields the signed bytes (version to ciphertext's end) in order, the first
+ * yield holding at least the 37-byte header, which `onHeader` sees first; the 32-byte HMAC that ends
+ * the body is held back and left in `scan.tag`, with the body's length.
+ */
+async function* signedBytes(text: AsyncIterable<string>, onHeader: (header: Uint8Array) => Promise<void>, scan: Scan): AsyncGenerator<Uint8Array> {
+  let held: Uint8Array = new Uint8Array(0);
+  let head: Uint8Array | null = new Uint8Array(0);
+  for await (const bytes of armouredBody(text)) {
+    if (bytes.length === 0) continue;
+    if (scan.length === 0 && bytes[0] !== VERSION) throw new CoreError('version', `unsupported key-file version ${bytes[0]!}; only version 1 exists`);
+    scan.length += bytes.length;
+    const data = concatBytes(held, bytes);
+    if (data.length <= HMAC_LENGTH) {
+      held = data;
+      continue;
+    }
+    const signed = data.subarray(0, data.length - HMAC_LENGTH);
+    held = data.slice(data.length - HMAC_LENGTH);
+    if (head) {
+      head = concatBytes(head, signed);
+      if (head.length < CIPHERTEXT_OFFSET) continue;
+      await onHeader(head.subarray(0, CIPHERTEXT_OFFSET));
+      yield head;
+      head = null;
+    } else {
+      yield signed;
+    }
+  }
+  if (scan.length === 0) throw new CoreError('length', 'the key file is empty');
+  if (scan.length < MIN_LENGTH) throw new CoreError('length', `the key file is too short: ${scan.length} bytes, at least ${MIN_LENGTH} needed`);
+  scan.tag = held;
 }
 
 /** A key file whose HMAC matched: its plaintext, decrypted a piece at a time as it is read. */
@@ -115,34 +201,74 @@ function counterAfter(iv: Uint8Array, blocks: number): Uint8Array {
 
 /**
  * Checks a key file's header, version, round count and HMAC (before decrypting anything, reference
- * §6.2); a wrong passphrase is kind `hmac`. Accepts any round count ≥ 1.
+ * §6.2), reading the file once as it comes; a wrong passphrase is kind `hmac`. Accepts any round
+ * count ≥ 1. `pieces()` then reads it a second time, decrypting as it goes, and checks that the
+ * second reading is the file the first one verified. Neither pass holds the file, or its plaintext,
+ * whole: a 100,000-key file is ≈ 80 MB of text.
  */
-export async function openKeyFile(file: string, passphrase: string): Promise<OpenedKeyFile> {
-  const body = readBody(file);
-  if (body.length === 0) throw new CoreError('length', 'the key file is empty');
-  if (body[0] !== VERSION) throw new CoreError('version', `unsupported key-file version ${body[0]!}; only version 1 exists`);
-  if (body.length < MIN_LENGTH) {
-    throw new CoreError('length', `the key file is too short: ${body.length} bytes, at least ${MIN_LENGTH} needed`);
+export async function openKeyFileStream(text: KeyFileText, passphrase: string): Promise<OpenedKeyFile> {
+  if (typeof passphrase !== 'string') throw new CoreError('field', 'the passphrase must be a string');
+  let header: Uint8Array | null = null;
+  let keys: { aesKey: Uint8Array; hmacKey: Uint8Array } | null = null;
+  const first: Scan = { length: 0, tag: new Uint8Array(0) };
+  let mac: ReturnType<typeof hmac.create> | null = null;
+  for await (const signed of signedBytes(text(), async (h) => {
+    const rounds = readUint32BE(h, 1 + SALT_LENGTH + IV_LENGTH);
+    checkIterations(rounds, 'the key file\'s round count');
+    header = h.slice();
+    keys = await deriveRawFileKeys(passphrase, h.subarray(1, 1 + SALT_LENGTH), rounds);
+    mac = hmac.create(sha256, keys.hmacKey);
+  }, first)) {
+    mac!.update(signed);
   }
-  const salt = body.subarray(1, 1 + SALT_LENGTH);
-  const iv = body.subarray(1 + SALT_LENGTH, 1 + SALT_LENGTH + IV_LENGTH);
-  const rounds = readUint32BE(body, 1 + SALT_LENGTH + IV_LENGTH);
-  checkIterations(rounds, 'the key file\'s round count');
-  const signedEnd = body.length - HMAC_LENGTH;
-  const { aesKey, hmacKey } = await deriveFileKeys(passphrase, salt, rounds);
-  if (!equalBytes(await sign(hmacKey, body.subarray(0, signedEnd)), body.subarray(signedEnd))) {
+  if (!mac || !keys || !header) throw new CoreError('length', `the key file is too short: ${first.length} bytes, at least ${MIN_LENGTH} needed`);
+  const tag = (mac as ReturnType<typeof hmac.create>).digest();
+  if (!equalBytes(tag, first.tag)) {
     throw new CoreError('hmac', 'the key file\'s HMAC does not match: the passphrase is probably wrong (or the file is damaged)');
   }
-  const ciphertext = body.subarray(CIPHERTEXT_OFFSET, signedEnd);
+  const { aesKey, hmacKey } = keys as { aesKey: Uint8Array; hmacKey: Uint8Array };
+  const verified = header as Uint8Array;
+  const iv = verified.subarray(1 + SALT_LENGTH, 1 + SALT_LENGTH + IV_LENGTH);
+  const changed = (): CoreError => new CoreError('hmac', 'the key file changed while it was being read: it no longer matches the HMAC checked first');
   return {
-    byteLength: ciphertext.length,
+    byteLength: first.length - MIN_LENGTH,
     async *pieces(size = KEY_FILE_PIECE_BYTES) {
       if (!Number.isSafeInteger(size) || size <= 0 || size % 16 !== 0) throw new CoreError('length', `a key file is read in pieces of whole AES blocks, not ${size} bytes`);
-      for (let at = 0; at < ciphertext.length; at += size) {
-        yield await aesCtr64(aesKey, counterAfter(iv, at / 16), ciphertext.subarray(at, at + size));
+      const again: Scan = { length: 0, tag: new Uint8Array(0) };
+      const check = hmac.create(sha256, hmacKey);
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let offset = 0; // ciphertext bytes decrypted so far
+      const decrypt = async (bytes: Uint8Array): Promise<Uint8Array> => {
+        const plain = await aesCtr64(aesKey, counterAfter(iv, offset / 16), bytes);
+        offset += bytes.length;
+        return plain;
+      };
+      let at = 0;
+      for await (const signed of signedBytes(text(), async (h) => { if (!equalBytes(h, verified)) throw changed(); }, again)) {
+        check.update(signed);
+        const ciphertext = signed.subarray(Math.max(0, CIPHERTEXT_OFFSET - at));
+        at += signed.length;
+        if (ciphertext.length === 0) continue;
+        pending.push(ciphertext);
+        pendingBytes += ciphertext.length;
+        while (pendingBytes >= size) {
+          const joined = concatBytes(...pending);
+          yield await decrypt(joined.subarray(0, size));
+          pending = [joined.slice(size)];
+          pendingBytes = joined.length - size;
+        }
       }
+      if (again.length !== first.length || !equalBytes(check.digest(), first.tag) || !equalBytes(again.tag, first.tag)) throw changed();
+      if (pendingBytes > 0) yield await decrypt(concatBytes(...pending));
     },
   };
+}
+
+/** `openKeyFileStream` over a file already read as one string. */
+export function openKeyFile(file: string, passphrase: string): Promise<OpenedKeyFile> {
+  if (typeof file !== 'string') return Promise.reject(new CoreError('field', 'the key file must be text'));
+  return openKeyFileStream(async function* () { yield file; }, passphrase);
 }
 
 /** Decrypts a whole key file to its text; a wrong passphrase is kind `hmac`. Accepts any round count ≥ 1. */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sealKeyFile } from '../../../src/core/key-file.ts';
-import { decodeBase64, decryptKeyFile, encodeBase64, encryptKeyFile, openKeyFile, type CoreErrorKind } from '../../../src/core/index.ts';
+import { decodeBase64, decryptKeyFile, encodeBase64, encryptKeyFile, openKeyFile, openKeyFileStream, type CoreErrorKind } from '../../../src/core/index.ts';
 import { errorOf, kindOf, vectors } from './helpers.ts';
 
 interface KeyFileVector { id: string; password: string; plaintext: string; file: string }
@@ -189,5 +189,51 @@ describe('openKeyFile: the plaintext a piece at a time', () => {
     expect(await kindOf(() => openKeyFile(file, `${password}x`))).toBe('hmac');
     const opened = await openKeyFile(file, password);
     for (const size of [0, 15, 17, 1.5]) expect(await kindOf(async () => { for await (const _ of opened.pieces(size)) break; })).toBe('length');
+  });
+});
+
+describe('openKeyFileStream: the file read as it comes, twice', () => {
+  const cutText = (text: string, cuts: number[]) => async function* (): AsyncGenerator<string> {
+    let at = 0;
+    for (const cut of [...new Set(cuts)].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b)) {
+      yield text.slice(at, cut);
+      at = cut;
+    }
+    yield text.slice(at);
+  };
+  const plaintextOf = async (opened: Awaited<ReturnType<typeof openKeyFileStream>>, size?: number): Promise<string> => {
+    const parts: string[] = [];
+    const decoder = new TextDecoder();
+    for await (const piece of opened.pieces(size)) parts.push(decoder.decode(piece, { stream: true }));
+    return parts.join('') + decoder.decode();
+  };
+
+  it('gives the same plaintext however the text is cut (inside lines, between CR and LF)', async () => {
+    const v = files[0]!;
+    const crlf = v.file.replace(/\n/g, '\r\n');
+    await fc.assert(fc.asyncProperty(fc.array(fc.nat({ max: crlf.length }), { maxLength: 20 }), fc.constantFrom(16, 64, 1024), async (cuts, size) => {
+      const opened = await openKeyFileStream(cutText(crlf, cuts), v.password);
+      expect(await plaintextOf(opened, size)).toBe(v.plaintext);
+    }), { numRuns: 25 });
+  });
+
+  it('reads a file that is one unwrapped base64 line longer than the line buffer, cut into small pieces', async () => {
+    const plaintext = JSON.stringify(Array.from({ length: 900 }, (_, i) => ({ room_id: '!r:x', session_id: `s${i}`, session_key: 'k'.repeat(60) })));
+    const body = bodyOf(await encryptKeyFile(plaintext, 'pw', 1));
+    const oneLine = `${HEADER}\n${encodeBase64(body, false)}\n${TRAILER}\n`;
+    expect(oneLine.length).toBeGreaterThan(70_000);
+    const cuts = Array.from({ length: 200 }, (_, i) => i * 997);
+    expect(await plaintextOf(await openKeyFileStream(cutText(oneLine, cuts), 'pw'))).toBe(plaintext);
+  });
+
+  it('checks the HMAC on the first pass, and refuses a second pass that reads another file', async () => {
+    const v = files[0]!;
+    expect(await kindOf(() => openKeyFileStream(cutText(v.file, [40, 90]), `${v.password}!`))).toBe('hmac');
+    const other = await encryptKeyFile(`${v.plaintext} `, v.password, roundsOf(bodyOf(v.file)), { salt: bodyOf(v.file).subarray(1, 17), iv: bodyOf(v.file).subarray(17, 33) });
+    let reads = 0;
+    const swapping = () => cutText(reads++ === 0 ? v.file : other, [50])();
+    const opened = await openKeyFileStream(swapping, v.password);
+    const error = await errorOf(() => plaintextOf(opened, 16));
+    expect(error).toMatchObject({ kind: 'hmac', message: expect.stringMatching(/changed while it was being read/) });
   });
 });
