@@ -88,13 +88,16 @@ async function* armouredBody(text: AsyncIterable<string>): AsyncGenerator<Uint8A
   let partial = '';
   let carry = '';
   const out: Uint8Array[] = [];
+  // Lines gather in `carry` and are decoded once per piece of text (or when a line ends in `=`).
   const feed = (chars: string, lineEnds: boolean): void => {
     carry += chars;
-    if (lineEnds && carry.endsWith('=')) {
+    // Asks the line, not `carry`: a string grown by += is a rope that endsWith would flatten each time.
+    if (lineEnds && chars.endsWith('=')) {
       out.push(decodeBase64(carry, 'a key-file line'));
       carry = '';
-      return;
     }
+  };
+  const flush = (): void => {
     const whole = carry.length - (carry.length % 4);
     if (whole > 0) {
       out.push(decodeBase64(carry.slice(0, whole), 'the key file'));
@@ -125,6 +128,7 @@ async function* armouredBody(text: AsyncIterable<string>): AsyncGenerator<Uint8A
       feed(partial.replace(/\s+/g, ''), false);
       partial = '';
     }
+    flush();
     yield* out.splice(0);
   }
   if (state !== 'after') line(partial);
@@ -236,8 +240,9 @@ export async function openKeyFileStream(text: KeyFileText, passphrase: string): 
       if (!Number.isSafeInteger(size) || size <= 0 || size % 16 !== 0) throw new CoreError('length', `a key file is read in pieces of whole AES blocks, not ${size} bytes`);
       const again: Scan = { length: 0, tag: new Uint8Array(0) };
       const check = hmac.create(sha256, hmacKey);
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
+      // Ciphertext gathers in one buffer of `size` bytes (never a list of the text's many small pieces).
+      const buffer = new Uint8Array(Math.min(size, Math.max(16, first.length - MIN_LENGTH)));
+      let filled = 0;
       let offset = 0; // ciphertext bytes decrypted so far
       const decrypt = async (bytes: Uint8Array): Promise<Uint8Array> => {
         const plain = await aesCtr64(aesKey, counterAfter(iv, offset / 16), bytes);
@@ -249,18 +254,19 @@ export async function openKeyFileStream(text: KeyFileText, passphrase: string): 
         check.update(signed);
         const ciphertext = signed.subarray(Math.max(0, CIPHERTEXT_OFFSET - at));
         at += signed.length;
-        if (ciphertext.length === 0) continue;
-        pending.push(ciphertext);
-        pendingBytes += ciphertext.length;
-        while (pendingBytes >= size) {
-          const joined = concatBytes(...pending);
-          yield await decrypt(joined.subarray(0, size));
-          pending = [joined.slice(size)];
-          pendingBytes = joined.length - size;
+        for (let from = 0; from < ciphertext.length;) {
+          const taken = Math.min(buffer.length - filled, ciphertext.length - from);
+          buffer.set(ciphertext.subarray(from, from + taken), filled);
+          filled += taken;
+          from += taken;
+          if (filled === buffer.length) {
+            yield await decrypt(buffer);
+            filled = 0;
+          }
         }
       }
       if (again.length !== first.length || !equalBytes(check.digest(), first.tag) || !equalBytes(again.tag, first.tag)) throw changed();
-      if (pendingBytes > 0) yield await decrypt(concatBytes(...pending));
+      if (filled > 0) yield await decrypt(buffer.subarray(0, filled));
     },
   };
 }

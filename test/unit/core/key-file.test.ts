@@ -237,3 +237,16 @@ describe('openKeyFileStream: the file read as it comes, twice', () => {
     expect(error).toMatchObject({ kind: 'hmac', message: expect.stringMatching(/changed while it was being read/) });
   });
 });
+
+describe('a large key file', () => {
+  it('decrypts a file of ≈ 170,000 lines whole and in pieces (no list of every line is ever spread)', async () => {
+    const session = { algorithm: 'm.megolm.v1.aes-sha2', room_id: '!room:example.org', sender_key: 'k'.repeat(43), session_key: 's'.repeat(600) };
+    const plaintext = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ ...session, session_id: `id${i}` })));
+    const file = await encryptKeyFile(plaintext, 'pw', 1);
+    expect(file.split('\n').length).toBeGreaterThan(150_000);
+    expect(await decryptKeyFile(file, 'pw')).toBe(plaintext);
+    let bytes = 0;
+    for await (const piece of (await openKeyFile(file, 'pw')).pieces()) bytes += piece.length;
+    expect(bytes).toBe(new TextEncoder().encode(plaintext).length);
+  });
+});
