@@ -175,4 +175,19 @@ describe('popup and pages when things go wrong', () => {
     expect((await direct.getLatestBackupVersion())!.count).toBe(20);
     await page.close();
   });
+
+  it('a file whose JSON breaks off part-way: the keys before that point are imported, and the page says how many', async () => {
+    // The HMAC is good (the file was written so); only its decrypted contents stop being JSON.
+    const cut = `${JSON.stringify(sessions).slice(0, -1)},{"room_id":`;
+    const file = join(tmp, 'cut.txt');
+    writeFileSync(file, await encryptKeyFile(cut, passphrase, 1000));
+    const page = await ext.openPage('import.html');
+    await page.getByTestId('file').setInputFiles(file);
+    await page.getByTestId('passphrase').fill(passphrase);
+    await page.getByTestId('import').click();
+    await expect.poll(async () => (await page.getByRole('alert').textContent().catch(() => '')) ?? '').toMatch(/not JSON.*The 30 keys before that point were imported: 10 added, 20 already held, 0 rejected/);
+    expect(await page.getByRole('alert').locator('[data-kind]').getAttribute('data-kind')).toBe('not-a-key-list');
+    await expect.poll(async () => (await workerStatus(page)).upload.stored, { timeout: 30_000 }).toBe(30);
+    await page.close();
+  });
 });
