@@ -296,9 +296,11 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
       expectExactRestore(run, 'whole');
       expect(byRoom, 'no room was asked for on its own').toBe(0);
       expect(run.events.filter((e) => JOINED_ROOMS.test(e.path)).length, 'the rooms were never listed').toBe(0);
-      // One download per pass: the first, and one after each kill (a pass that came up short, or
-      // failed, would add one).
-      expect(wholeGets(run), 'whole downloads: one, and one more after each kill').toBe(KILLS + 1);
+      // One download per pass: the first, and at most one after each kill (a pass that came up short,
+      // or failed, would add one). A kill that lands before the previous kill's new worker has asked
+      // shares that worker's download (seen once in CI: 3 downloads for 3 kills), so not exactly one each.
+      expect(wholeGets(run), 'whole downloads: the first, and at most one more after each kill').toBeLessThanOrEqual(KILLS + 1);
+      expect(wholeGets(run), 'whole downloads: a kill ends a pass, and a new one downloads again').toBeGreaterThanOrEqual(2);
       run.kills.forEach((k, i) => {
         expect(run.events.slice(k.eventsBefore).some((e) => WHOLE_GET.test(e.path)), `a new download after kill ${i + 1}`).toBe(true);
       });
