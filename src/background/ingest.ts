@@ -5,7 +5,7 @@
  */
 import { encryptSessionData, parseExportedSession } from '../core/index.ts';
 import { forwardedCountFor, MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
-import { isBetterCopy, sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
+import { isBetterCopy, newRevision, sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
 import type { ImportSummary, RejectedSessionSummary } from '../shared/messages.ts';
 import { AppError, noBackupMessage } from './errors.ts';
 
@@ -63,7 +63,7 @@ export async function ingestSessions(vault: Vault, sessions: readonly unknown[],
         publicKey: pin.publicKey,
         sessionData: encrypted[j]!,
         uploadedEpoch: 0,
-        revision: crypto.randomUUID(),
+        revision: newRevision(),
         storedAt: now(),
       });
     });

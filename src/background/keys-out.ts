@@ -8,7 +8,7 @@ import { classifyRecoveryInput, describeKeyFormatError } from '../core/recovery-
 import { samePublicKey } from '../core/upload/pin.ts';
 import type { HomeserverClient } from '../platform/homeserver.ts';
 import type { UnlockedKey } from '../platform/unlock-store.ts';
-import type { StoredSession, Vault } from '../platform/vault.ts';
+import { newRevision, type StoredSession, type Vault } from '../platform/vault.ts';
 import type { ExportBatch } from '../shared/messages.ts';
 import { AppError, noBackupMessage } from './errors.ts';
 import { toExported } from './session-fetch.ts';
@@ -92,7 +92,7 @@ export async function moveEarlierSessions(vault: Vault, client: HomeserverClient
     for (let j = 0; j < rows.length; j++) {
       const result = opened[j]!;
       if (!result.ok) { failed++; continue; }
-      next.push({ ...rows[j]!, publicKey: pin.publicKey, sessionData: await encryptSessionData(pin.publicKey, result.value), uploadedEpoch: 0, revision: crypto.randomUUID(), storedAt: Date.now() });
+      next.push({ ...rows[j]!, publicKey: pin.publicKey, sessionData: await encryptSessionData(pin.publicKey, result.value), uploadedEpoch: 0, revision: newRevision(), storedAt: Date.now() });
     }
     moved += (await vault.putSessions(next)).filter((o) => o === 'stored').length;
   }

@@ -15,7 +15,7 @@ import {
 import { MAX_SESSION_JSON_BYTES } from '../core/upload/request.ts';
 import { parseKeyBackupData, WireError, type BackupVersionInfo, type KeyBackupData } from '../core/wire.ts';
 import type { UnlockedKey } from '../platform/unlock-store.ts';
-import type { PresentEntry, RestoreFailureRow, StoredSession, Vault } from '../platform/vault.ts';
+import { newRevision, type PresentEntry, type RestoreFailureRow, type StoredSession, type Vault } from '../platform/vault.ts';
 import { AppError } from './errors.ts';
 import { backupEntryChunks, type RawBackupEntry } from '../platform/backup-stream.ts';
 import { ConnectionError } from '../platform/homeserver.ts';
@@ -478,7 +478,7 @@ export class RestoreDriver {
         sessionData: data.session_data,
         // Already in this version of the backup: never uploaded again.
         uploadedEpoch: epoch,
-        revision: this.deps.newId(),
+        revision: newRevision(),
         storedAt: now(),
       });
     });

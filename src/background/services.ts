@@ -189,7 +189,6 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
       return client.getBackupSessionKey(version, roomId, sessionId, { timeoutMs: 15_000 });
     }),
     now: Date.now,
-    newId,
   });
   const driver = new UploadDriver({
     vault,

@@ -9,7 +9,7 @@ import { createBackupDecryptor, decodeBase64, parseExportedSession, type BackupD
 import type { KeyBackupData } from '../core/wire.ts';
 import { HomeserverError } from '../platform/homeserver.ts';
 import type { UnlockedKey } from '../platform/unlock-store.ts';
-import { sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
+import { newRevision, sessionKey, type StoredSession, type Vault } from '../platform/vault.ts';
 import { AppError } from './errors.ts';
 
 /** A session in key-export form (what key files and `importRoomKeys` take), `algorithm` included. */
@@ -20,7 +20,6 @@ export interface SessionFetchDeps {
   unlocked(): Promise<UnlockedKey | null>;
   getBackupSession(version: string, roomId: string, sessionId: string): Promise<KeyBackupData>;
   now(): number;
-  newId(): string;
 }
 
 /** A miss is not asked for again for 1 min, doubling with each repeated miss up to 1 h. */
@@ -75,7 +74,7 @@ export class SessionFetcher {
         senderKey: parsed.senderKey, publicKey: key.publicKey, sessionData: data.session_data,
         // It came from the backup: uploaded already when it is the pinned version.
         uploadedEpoch: pin.version === key.version ? pin.epoch : 0,
-        revision: this.deps.newId(), storedAt: this.deps.now(),
+        revision: newRevision(), storedAt: this.deps.now(),
       };
       await this.deps.vault.putSessions([row]);
     }

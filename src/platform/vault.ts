@@ -13,8 +13,11 @@ import type { BackupPin } from '../core/upload/pin.ts';
 import type { Scope } from '../shared/page-api.ts';
 import type { EncryptedSessionDataWire, UploadableSession } from '../core/upload/request.ts';
 import { initialUploadState, onSignedIn, type UploadState } from '../core/upload/state.ts';
+import { decodeRow, encodeRow, newRevision, type SessionRow } from './vault-rows.ts';
 
 export const VAULT_DB_NAME = 'matrix-key-vault';
+
+export { newRevision } from './vault-rows.ts';
 
 export interface StoredSession extends UploadableSession {
   senderKey: string;
@@ -23,8 +26,8 @@ export interface StoredSession extends UploadableSession {
   sessionData: EncryptedSessionDataWire;
   /** The pin epoch this copy was last uploaded at; 0 = never. Pending while below the pin's epoch. */
   uploadedEpoch: number;
-  /** Changes whenever the row is replaced, so an upload that raced a better copy does not mark it. */
-  revision: string;
+  /** Changes whenever the row is replaced, so an upload that raced a better copy does not mark it (newRevision). */
+  revision: number;
   storedAt: number;
   /** The last restore that handled this session (stored it, or found it already held). */
   restoreId?: string;
@@ -91,14 +94,16 @@ interface KvValues {
   earlierPins: EarlierPin[];
   counters: Counters;
   sites: SiteGrant[];
+  /** The public keys rows are encrypted to; a row holds its key's index here (vault-rows.ts). Append-only. */
+  publicKeys: string[];
 }
 type KvKey = keyof KvValues;
 
 interface VaultSchema extends DBSchema {
   sessions: {
     key: [string, string];
-    value: StoredSession;
-    indexes: { pending: [string, number] };
+    value: SessionRow;
+    indexes: { pending: [number, number] };
   };
   kv: { key: KvKey; value: KvValues[KvKey] };
   restoreFailures: { key: [string, string]; value: RestoreFailureRow };
@@ -107,8 +112,11 @@ interface VaultSchema extends DBSchema {
 type UpgradeTx = IDBPTransaction<VaultSchema, StoreNames<VaultSchema>[], 'versionchange'>;
 type KvStore = IDBPTransaction<VaultSchema, ['kv'], 'readwrite'>['store'];
 
-/** Append-only: a released migration is never edited; a change is a new entry. */
-const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void> = [
+/**
+ * Append-only: a released migration is never edited; a change is a new entry. Each runs after the
+ * one before has finished (they may walk the sessions), in the one upgrade transaction.
+ */
+const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void | Promise<void>> = [
   (db) => {
     const sessions = db.createObjectStore('sessions', { keyPath: ['roomId', 'sessionId'] });
     // [publicKey, uploadedEpoch]: the pending sessions for a pin are one key range, and sessions
@@ -121,9 +129,28 @@ const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void> 
     // Public keys are compared as spelled (the pending index is an exact-string range), so one key
     // must have one spelling: unpadded base64, as the spec writes it. Earlier versions pinned the
     // server's spelling, which may carry "=" padding.
-    normalisePublicKeys(tx).catch(() => tx.abort()); // half a migration must not commit
+    return normalisePublicKeys(tx);
   },
+  // Rows laid out for disk (vault-rows.ts): the index becomes [key number, uploadedEpoch].
+  (_db, tx) => compactRows(tx),
 ];
+
+/** Row shapes of schemas 1 and 2, as their migrations (above) see them. */
+interface SessionRowV2 extends Omit<StoredSession, 'revision'> { revision: string }
+
+/** Runs migrations `from`.. in order; a failed one aborts the upgrade (half a migration must not commit). */
+function migrate(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx, from: number): void {
+  // Synchronous steps run at once, still inside the upgrade event; the next after an asynchronous
+  // one runs when its last request has succeeded, while the transaction is still active.
+  const from_ = (v: number): Promise<void> | undefined => {
+    for (; v < migrations.length; v++) {
+      const pending = migrations[v]!(db, tx);
+      if (pending) return pending.then(() => from_(v + 1));
+    }
+    return undefined;
+  };
+  from_(from)?.catch(() => tx.abort());
+}
 
 async function normalisePublicKeys(tx: UpgradeTx): Promise<void> {
   const kv = tx.objectStore('kv');
@@ -131,10 +158,26 @@ async function normalisePublicKeys(tx: UpgradeTx): Promise<void> {
   if (pin && pin.publicKey !== unpadBase64(pin.publicKey)) await kv.put({ ...pin, publicKey: unpadBase64(pin.publicKey) }, 'pin');
   let cursor = await tx.objectStore('sessions').openCursor();
   while (cursor) {
-    const row = cursor.value;
-    if (row.publicKey.endsWith('=')) await cursor.update({ ...row, publicKey: unpadBase64(row.publicKey) });
+    const row = cursor.value as unknown as SessionRowV2;
+    if (row.publicKey.endsWith('=')) await cursor.update({ ...row, publicKey: unpadBase64(row.publicKey) } as unknown as SessionRow);
     cursor = await cursor.continue();
   }
+}
+
+async function compactRows(tx: UpgradeTx): Promise<void> {
+  const sessions = tx.objectStore('sessions');
+  sessions.deleteIndex('pending');
+  sessions.createIndex('pending', ['k', 'e']);
+  const keys: string[] = [];
+  let cursor = await sessions.openCursor();
+  while (cursor) {
+    const old = cursor.value as unknown as SessionRowV2;
+    let n = keys.indexOf(old.publicKey);
+    if (n < 0) n = keys.push(old.publicKey) - 1;
+    await cursor.update(encodeRow({ ...old, revision: newRevision() }, n));
+    cursor = await cursor.continue();
+  }
+  await tx.objectStore('kv').put(keys, 'publicKeys');
 }
 
 export type PutOutcome = 'stored' | 'kept';
@@ -151,7 +194,9 @@ interface Counters {
   pending: { basis: string; count: number } | null;
 }
 
-type SessionChange = { before: StoredSession | undefined; after: StoredSession | undefined };
+/** What the pending count needs of a row. */
+type Pending = Pick<StoredSession, 'publicKey' | 'uploadedEpoch'>;
+type SessionChange = { before: Pending | undefined; after: Pending | undefined };
 
 function adjusted(counters: Counters, changes: readonly SessionChange[]): Counters {
   let total = counters.total;
@@ -189,8 +234,64 @@ async function forgetPendingCount(kv: KvStoreOf): Promise<void> {
   if (counters?.pending) await kv.put({ ...counters, pending: null }, 'counters');
 }
 
+/** The `publicKeys` list, read in a transaction that may extend it. */
+async function readKeys(kv: KvStoreOf): Promise<string[]> {
+  return [...(((await kv.get('publicKeys')) as string[] | undefined) ?? [])];
+}
+
+/** Numbers public keys against `list`, appending the new ones; `added` says whether to write it back. */
+function numberer(list: string[]): { number(publicKey: string): number; readonly added: boolean } {
+  let added = false;
+  return {
+    number(publicKey) {
+      const n = list.indexOf(publicKey);
+      if (n >= 0) return n;
+      added = true;
+      return list.push(publicKey) - 1;
+    },
+    get added() { return added; },
+  };
+}
+
+function copyOf(row: SessionRow, keys: readonly string[]): StoredCopy {
+  return { firstMessageIndex: row.i, publicKey: keys[row.k]! };
+}
+
+function pendingOf(row: SessionRow, keys: readonly string[]): Pending {
+  return { publicKey: keys[row.k]!, uploadedEpoch: row.e };
+}
+
+/** Every row of key number `n`, whatever its epoch, on the `pending` index. */
+function allFor(n: number): IDBKeyRange {
+  return IDBKeyRange.bound([n, -Infinity], [n, Infinity]);
+}
+
 export class Vault {
   private constructor(private readonly db: IDBPDatabase<VaultSchema>) {}
+
+  /** The `publicKeys` list as last read; a row numbered past it sends the vault to read it again. */
+  #keys: readonly string[] = [];
+
+  /** The list that names every row's key, read again if one is numbered past what is known. */
+  async #keysFor(rows: ReadonlyArray<SessionRow | undefined>): Promise<readonly string[]> {
+    if (rows.some((r) => r !== undefined && r.k >= this.#keys.length)) this.#keys = (await this.get('publicKeys')) ?? [];
+    return this.#keys;
+  }
+
+  async #decode(rows: ReadonlyArray<SessionRow | undefined>): Promise<Array<StoredSession | undefined>> {
+    const keys = await this.#keysFor(rows);
+    return rows.map((row) => row && decodeRow(row, keys[row.k]!));
+  }
+
+  /** A public key's number, or undefined when no row was ever stored under it. */
+  async #numberOf(publicKey: string): Promise<number | undefined> {
+    let n = this.#keys.indexOf(publicKey);
+    if (n < 0) {
+      this.#keys = (await this.get('publicKeys')) ?? [];
+      n = this.#keys.indexOf(publicKey);
+    }
+    return n < 0 ? undefined : n;
+  }
 
   #terminated = false;
 
@@ -198,7 +299,7 @@ export class Vault {
     let vault: Vault | undefined;
     const db = await openDB<VaultSchema>(name, migrations.length, {
       upgrade(database, oldVersion, _newVersion, tx) {
-        for (let v = oldVersion; v < migrations.length; v++) migrations[v]!(database, tx);
+        migrate(database, tx, oldVersion);
       },
       // The browser closed the connection itself: it does so when a write hits a full disk, and when
       // the user clears the site's data. This connection is dead; the worker opens a new one.
@@ -339,9 +440,10 @@ export class Vault {
     const tx = this.db.transaction('sessions', 'readonly');
     const rows = await Promise.all(keys.map(([r, s]) => tx.store.get([r, s])));
     await tx.done;
+    const keyList = await this.#keysFor(rows);
     const out = new Map<string, StoredCopy>();
     for (const row of rows) {
-      if (row) out.set(sessionKey(row.roomId, row.sessionId), { firstMessageIndex: row.firstMessageIndex, publicKey: row.publicKey });
+      if (row) out.set(sessionKey(row.roomId, row.sessionId), { firstMessageIndex: row.i, publicKey: keyList[row.k]! });
     }
     return out;
   }
@@ -358,37 +460,46 @@ export class Vault {
    * forge an earlier message index over a real key).
    */
   async putSessions(rows: readonly StoredSession[], options: { onlyNew?: boolean } = {}): Promise<PutOutcome[]> {
+    const encoded = rows.map((r) => encodeRow(r, -1)); // numbered in the transaction
     const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
-    const existing = await Promise.all(rows.map((r) => store.get([r.roomId, r.sessionId])));
+    const kv = tx.objectStore('kv');
+    const [existing, keyList] = await Promise.all([Promise.all(rows.map((r) => store.get([r.roomId, r.sessionId]))), readKeys(kv)]);
+    const numbering = numberer(keyList);
     const outcomes: PutOutcome[] = [];
     const writes: Array<Promise<unknown>> = [];
     // Two copies of one session in the same call: the better one wins.
-    const best = new Map<string, StoredSession>();
-    const changes: Array<{ before: StoredSession | undefined; after: StoredSession }> = [];
+    const best = new Map<string, SessionRow>();
+    const changes: SessionChange[] = [];
     rows.forEach((row, i) => {
       const key = sessionKey(row.roomId, row.sessionId);
       const stored = best.get(key) ?? existing[i];
-      if (stored && (options.onlyNew || !isBetterCopy(row, stored))) {
+      if (stored && (options.onlyNew || !isBetterCopy(row, copyOf(stored, keyList)))) {
         outcomes.push('kept');
         return;
       }
+      const after = encoded[i]!;
+      after.k = numbering.number(row.publicKey);
       // A better copy of a session a restore has handled stays handled by it (a resumed pass must
       // not count it again).
-      const after = stored?.restoreId && !row.restoreId ? { ...row, restoreId: stored.restoreId } : row;
+      if (stored?.r !== undefined && after.r === undefined) after.r = stored.r;
       best.set(key, after);
       writes.push(store.put(after));
-      changes.push({ before: stored, after });
+      changes.push({ before: stored && pendingOf(stored, keyList), after: pendingOf(after, keyList) });
       outcomes.push('stored');
     });
-    await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
+    if (numbering.added) writes.push(kv.put(keyList, 'publicKeys'));
+    await Promise.all([...writes, countChanges(kv, changes), tx.done]);
+    this.#keys = keyList;
     return outcomes;
   }
 
   /** Up to `limit` sessions encrypted to `publicKey` and not yet uploaded at `epoch`, room by room. */
   async pendingBatch(publicKey: string, epoch: number, limit: number): Promise<StoredSession[]> {
-    const range = IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true);
-    return this.db.getAllFromIndex('sessions', 'pending', range, limit);
+    const n = await this.#numberOf(publicKey);
+    if (n === undefined) return [];
+    const rows = await this.db.getAllFromIndex('sessions', 'pending', IDBKeyRange.bound([n, 0], [n, epoch], false, true), limit);
+    return rows.map((row) => decodeRow(row, publicKey));
   }
 
   /** Pending sessions for a pin: counted once, then kept by the writes (see Counters). */
@@ -396,8 +507,9 @@ export class Vault {
     const basis = basisOf({ publicKey, epoch });
     const kept = await this.get('counters');
     if (kept?.pending?.basis === basis) return kept.pending.count;
+    const n = await this.#numberOf(publicKey);
     return this.#recount((c, count) => ({ ...c, pending: { basis, count } }),
-      (sessions) => sessions.index('pending').count(IDBKeyRange.bound([publicKey, 0], [publicKey, epoch], false, true)));
+      async (sessions) => (n === undefined ? 0 : sessions.index('pending').count(IDBKeyRange.bound([n, 0], [n, epoch], false, true))));
   }
 
   async countSessions(): Promise<number> {
@@ -425,12 +537,14 @@ export class Vault {
     const keys = earlier.filter((e) => e.userId === userId && e.publicKey !== pin?.publicKey).map((e) => e.publicKey);
     let erased = 0;
     for (const publicKey of keys) {
+      const n = await this.#numberOf(publicKey);
+      if (n === undefined) continue;
       for (;;) {
         const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
         const sessions = tx.objectStore('sessions');
-        const rows = await sessions.index('pending').getAll(IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]), batch);
+        const rows = await sessions.index('pending').getAll(allFor(n), batch);
         await Promise.all([...rows.map((r) => sessions.delete([r.roomId, r.sessionId])),
-          countChanges(tx.objectStore('kv'), rows.map((r) => ({ before: r, after: undefined }))), tx.done]);
+          countChanges(tx.objectStore('kv'), rows.map((r) => ({ before: { publicKey, uploadedEpoch: r.e }, after: undefined }))), tx.done]);
         erased += rows.length;
         if (rows.length < batch) break;
       }
@@ -443,29 +557,31 @@ export class Vault {
 
   /** Sessions encrypted to `publicKey` (an earlier pin's), whatever their upload state. */
   async countForKey(publicKey: string): Promise<number> {
-    return this.db.countFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+    const n = await this.#numberOf(publicKey);
+    return n === undefined ? 0 : this.db.countFromIndex('sessions', 'pending', allFor(n));
   }
 
   /** The ids of the sessions encrypted to `publicKey`. */
   async keysForPublicKey(publicKey: string): Promise<Array<[string, string]>> {
-    return this.db.getAllKeysFromIndex('sessions', 'pending', IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+    const n = await this.#numberOf(publicKey);
+    return n === undefined ? [] : this.db.getAllKeysFromIndex('sessions', 'pending', allFor(n));
   }
 
   async getSessions(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<StoredSession | undefined>> {
     const tx = this.db.transaction('sessions', 'readonly');
     const rows = await Promise.all(keys.map(([r, s]) => tx.store.get([r, s])));
     await tx.done;
-    return rows;
+    return this.#decode(rows);
   }
 
   async getSession(roomId: string, sessionId: string): Promise<StoredSession | undefined> {
-    return this.db.get('sessions', [roomId, sessionId]);
+    return (await this.getSessions([[roomId, sessionId]]))[0];
   }
 
   /** Up to `limit` sessions in key order, after `after` (exclusive): the export walks the vault. */
   async sessionsAfter(after: readonly [string, string] | null, limit: number): Promise<StoredSession[]> {
     const range = after ? IDBKeyRange.lowerBound([after[0], after[1]], true) : undefined;
-    return this.db.getAll('sessions', range, limit);
+    return this.#decode(await this.db.getAll('sessions', range, limit)) as Promise<StoredSession[]>;
   }
 
   /**
@@ -476,13 +592,14 @@ export class Vault {
     const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
     const rows = await Promise.all(batch.map((b) => store.get([b.roomId, b.sessionId])));
+    const keyList = await this.#keysFor(rows);
     const writes: Array<Promise<unknown>> = [];
-    const changes: Array<{ before: StoredSession; after: StoredSession }> = [];
+    const changes: SessionChange[] = [];
     rows.forEach((row, i) => {
-      if (row && row.revision === batch[i]!.revision && row.uploadedEpoch < epoch) {
-        const after = { ...row, uploadedEpoch: epoch };
+      if (row && row.v === batch[i]!.revision && row.e < epoch) {
+        const after = { ...row, e: epoch };
         writes.push(store.put(after));
-        changes.push({ before: row, after });
+        changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
       }
     });
     await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
@@ -524,9 +641,11 @@ export class Vault {
    * every [roomId, string]).
    */
   async roomsHeldFor(publicKey: string): Promise<string[]> {
+    const n = await this.#numberOf(publicKey);
+    if (n === undefined) return [];
     const tx = this.db.transaction('sessions', 'readonly');
     const rooms = new Set<string>();
-    let cursor = await tx.store.index('pending').openKeyCursor(IDBKeyRange.bound([publicKey, -Infinity], [publicKey, Infinity]));
+    let cursor = await tx.store.index('pending').openKeyCursor(allFor(n));
     while (cursor) {
       const [roomId] = cursor.primaryKey;
       rooms.add(roomId);
@@ -561,11 +680,12 @@ export class Vault {
       withFailures ? getExisting(failures, keys) : keys.map(() => undefined),
     ]);
     await tx.done;
+    const keyList = await this.#keysFor(rows);
     return keys.map((_, i) => {
       const row = rows[i];
       const failure = failed[i];
       return {
-        ...(row ? { row: { firstMessageIndex: row.firstMessageIndex, publicKey: row.publicKey, ...(row.restoreId ? { restoreId: row.restoreId } : {}) } } : {}),
+        ...(row ? { row: { ...copyOf(row, keyList), ...(row.r ? { restoreId: row.r } : {}) } } : {}),
         ...(failure ? { failedBy: failure.restoreId } : {}),
       };
     });
@@ -584,13 +704,16 @@ export class Vault {
   ): Promise<RestoreState | null> {
     // Relaxed: a chunk's rows and its counters commit together either way; a power cut may lose the
     // last chunks, which the next pass then does again. Strict durability costs a disk flush per chunk.
+    const encoded = chunk.rows.map((r) => encodeRow(r, -1)); // numbered in the transaction
     const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite', { durability: 'relaxed' });
     const sessions = tx.objectStore('sessions');
     const kv = tx.objectStore('kv');
     const failureStore = tx.objectStore('restoreFailures');
-    const [state, pin, existing, present, failedBefore] = await Promise.all([
+    const [state, pin, counters, keyList, existing, present, failedBefore] = await Promise.all([
       kv.get('restore') as Promise<RestoreState | undefined>,
       kv.get('pin') as Promise<BackupPin | undefined>,
+      kv.get('counters') as Promise<Counters | undefined>,
+      readKeys(kv),
       getExisting(sessions, chunk.rows.map((r) => [r.roomId, r.sessionId] as const)),
       Promise.all(chunk.present.map((p) => sessions.get([p.roomId, p.sessionId]))),
       getExisting(failureStore, chunk.failures.map((f) => [f.roomId, f.sessionId] as const)),
@@ -600,42 +723,52 @@ export class Vault {
       return null;
     }
     const writes: Array<Promise<unknown>> = [];
-    const changes: Array<{ before: StoredSession | undefined; after: StoredSession }> = [];
+    const changes: SessionChange[] = [];
+    const numbering = numberer(keyList);
+    const pinned = numbering.number(pin.publicKey);
     let restored = 0;
     let alreadyPresent = 0;
-    const mark = (row: StoredSession, uploaded: boolean): void => {
+    const mark = (row: SessionRow, uploaded: boolean): void => {
       // Handled by this restore: a resumed pass skips it without decrypting it again. An equal copy
       // is the one the server has: nothing to upload.
-      const after = { ...row, restoreId: id, ...(uploaded ? { uploadedEpoch: Math.max(row.uploadedEpoch, pin.epoch) } : {}) };
+      const after: SessionRow = { ...row, r: id, ...(uploaded ? { e: Math.max(row.e, pin.epoch) } : {}) };
       writes.push(sessions.put(after));
-      changes.push({ before: row, after });
+      changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
     };
     chunk.rows.forEach((row, i) => {
       const stored = existing[i];
       // Handled already by this restore (a killed worker's last write landing late): count it once.
-      if (stored?.restoreId === id) return;
-      if (stored && !isBetterCopy(row, stored)) {
+      if (stored?.r === id) return;
+      if (stored && !isBetterCopy(row, copyOf(stored, keyList))) {
         alreadyPresent++;
-        mark(stored, stored.publicKey === pin.publicKey && stored.firstMessageIndex === row.firstMessageIndex);
+        mark(stored, stored.k === pinned && stored.i === row.firstMessageIndex);
         return;
       }
       restored++;
-      const after = { ...row, restoreId: id };
+      const after = encoded[i]!;
+      after.k = numbering.number(row.publicKey);
+      after.r = id;
       writes.push(sessions.put(after));
-      changes.push({ before: stored, after });
+      changes.push({ before: stored && pendingOf(stored, keyList), after: pendingOf(after, keyList) });
     });
     chunk.present.forEach((entry, i) => {
       const row = present[i];
       // Gone since the lookup, or handled already by this restore: nothing to mark, nothing to count.
-      if (!row || row.restoreId === id) return;
+      if (!row || row.r === id) return;
       alreadyPresent++;
-      mark(row, row.publicKey === pin.publicKey && row.firstMessageIndex === entry.serverFirstMessageIndex);
+      mark(row, row.k === pinned && row.i === entry.serverFirstMessageIndex);
     });
+    if (numbering.added) writes.push(kv.put(keyList, 'publicKeys'));
     const failures = chunk.failures.filter((_, i) => failedBefore[i]?.restoreId !== id);
     for (const failure of failures) writes.push(failureStore.put(failure));
     const next = apply(state, { restored, alreadyPresent, failures: failures.map((f) => f.kind), rooms: chunk.rooms });
-    writes.push(kv.put(next, 'restore'), countChanges(kv, changes));
+    writes.push(kv.put(next, 'restore'));
+    if (counters && changes.length > 0) writes.push(kv.put(adjusted(counters, changes), 'counters'));
+    // Every request is made: commit now, not once this worker has handled each put's success (a
+    // thousand events behind the next chunk's decryption).
+    tx.commit();
     await Promise.all([...writes, tx.done]);
+    this.#keys = keyList;
     return next;
   }
 

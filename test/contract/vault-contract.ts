@@ -35,7 +35,7 @@ function row(roomId: string, sessionId: string, firstMessageIndex: number, publi
     senderKey: 'sender',
     sessionData: { ephemeral: `e${firstMessageIndex}`, ciphertext: 'c', mac: 'm' },
     uploadedEpoch: 0,
-    revision: `r${++revisions}`,
+    revision: ++revisions,
     storedAt: 0,
   };
 }

@@ -267,7 +267,7 @@ describe('restore', () => {
     let gets = 0;
     let t = 0;
     const fetcher = new SessionFetcher({
-      vault: b.vault, unlocked: () => b.store.get(), now: () => t, newId: () => crypto.randomUUID(),
+      vault: b.vault, unlocked: () => b.store.get(), now: () => t,
       getBackupSession: (version, roomId, sessionId) => { gets++; return b.client.getBackupSessionKey(version, roomId, sessionId); },
     });
     const wanted = own.sessions[0]!;

@@ -2,7 +2,8 @@
  * Vaults left by earlier releases, opened by this one: every migration runs against real old data.
  * - schema 1 (release of the backup issue), written out by hand from its migration: public keys
  *   spelled with "=" padding, which migration 2 normalises;
- * - schema 2 (this release), made by its own code (test/fixtures/make-vault-fixture.ts).
+ * - schema 2 (release 0.1.0) and schema 3 (rows laid out for disk, src/platform/vault-rows.ts), each
+ *   made by its own release's code (test/fixtures/make-vault-fixture.ts).
  * A later schema adds its fixture here, made by the release that introduces it.
  */
 import 'fake-indexeddb/auto';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createBackupDecryptor, decodeBase64 } from '../../src/core/index.ts';
 import { Vault } from '../../src/platform/vault.ts';
-import { loadDatabase, type DatabaseDump } from '../harness/vault-dump.ts';
+import { dumpDatabase, loadDatabase, type DatabaseDump } from '../harness/vault-dump.ts';
 
 const KEY = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo';
 let n = 0;
@@ -56,14 +57,14 @@ describe('vaults of earlier releases', () => {
     vault.close();
   });
 
-  it('schema 2: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async () => {
-    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/vault-v2.json'), 'utf8')) as {
+  it.each([2, 3])('schema %i: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async (schema) => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, `../fixtures/vault-v${schema}.json`), 'utf8')) as {
       keys: { current: string; earlier: string };
       expect: { sessions: number; pendingForCurrent: number; forEarlier: number; restoreFailures: number };
       dump: DatabaseDump;
     };
-    expect(fixture.dump.version).toBe(2);
-    const name = `fixture-v2-${n++}`;
+    expect(fixture.dump.version).toBe(schema);
+    const name = `fixture-v${schema}-${n++}`;
     await loadDatabase(name, fixture.dump);
     const vault = await Vault.open(name);
     const pin = (await vault.getPin())!;
@@ -82,6 +83,19 @@ describe('vaults of earlier releases', () => {
       const plain = await decryptor.decrypt(row.sessionData);
       expect(plain.algorithm).toBe('m.megolm.v1.aes-sha2');
     }
+    // The pending ones still upload: read as a batch, marked by their revision.
+    const batch = await vault.pendingBatch(pin.publicKey, pin.epoch, 100);
+    expect(batch).toHaveLength(fixture.expect.pendingForCurrent);
+    expect(await vault.markUploaded(batch, pin.epoch)).toBe(batch.length);
+    expect(await vault.countPending(pin.publicKey, pin.epoch)).toBe(0);
     vault.close();
+    // Laid out for disk (schema 3): every real row's ciphertext and sender key are bytes on disk.
+    const rows = (await dumpDatabase(name)).stores.sessions!.records.map((r) => r.value as Record<string, unknown>);
+    expect(rows).toHaveLength(fixture.expect.sessions);
+    for (const row of rows) {
+      expect(Object.keys(row).sort()).toEqual(['d', 'e', 'f', 'i', 'k', 'roomId', 's', 'sessionId', 't', 'v', ...('r' in row ? ['r'] : [])].sort());
+      expect(row.d).toHaveProperty('$bytes');
+      expect(row.s).toHaveProperty('$bytes');
+    }
   });
 });

@@ -35,12 +35,24 @@ IDBObjectStore.prototype.put = function put(this: IDBObjectStore, ...args: Param
     if (!failing.has(tx)) {
       failing.add(tx);
       Object.defineProperty(tx, 'error', { get: () => quota, set: () => {}, configurable: true });
-      // Like a browser, after the requests already made in this task (a disk fills up on writing).
-      queueMicrotask(() => tx.abort());
+      // Like a browser, after the requests already made in this task (a disk fills up on writing),
+      // or when the transaction is committed (see below), whichever comes first.
+      queueMicrotask(() => { if (!aborted.has(tx)) abort(tx); });
     }
   }
   return request;
 } as IDBObjectStore['put'];
+const aborted = new WeakSet<IDBTransaction>();
+function abort(tx: IDBTransaction): void {
+  aborted.add(tx);
+  tx.abort();
+}
+// An explicit commit of such a transaction fails the same way: it is aborted instead.
+const realCommit = IDBTransaction.prototype.commit;
+IDBTransaction.prototype.commit = function commit(this: IDBTransaction) {
+  if (failing.has(this)) abort(this);
+  else realCommit.call(this);
+};
 
 afterEach(() => { diskFull = false; });
 
@@ -96,7 +108,7 @@ describe('a full disk', () => {
     await vault.startRestore(newRestore({ id: 'r', userId: '@u:x', version: '1', publicKey: pk, serverCount: 1, now: 0 }));
     const row = {
       roomId: '!r:x', sessionId: 's', firstMessageIndex: 0, forwardedCount: 1, senderKey: 'k', publicKey: pk,
-      sessionData: { ephemeral: 'e', ciphertext: 'c', mac: 'm' }, uploadedEpoch: 1, revision: 'x', storedAt: 0,
+      sessionData: { ephemeral: 'e', ciphertext: 'c', mac: 'm' }, uploadedEpoch: 1, revision: 1, storedAt: 0,
     };
     const chunk = { rows: [row], present: [], failures: [], rooms: 1 };
     const count = (st: RestoreState, o: { restored: number }) => ({ ...st, restored: st.restored + o.restored });
