@@ -6,7 +6,7 @@
  * Transactions are short and never await anything but their own requests: callers compute (encrypt,
  * fetch) first and write after.
  */
-import { openDB, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type IDBPTransaction, type StoreNames } from 'idb';
+import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type IDBPTransaction, type StoreNames } from 'idb';
 import { unpadBase64 } from '../core/base64.ts';
 import { type RestoreFailureKind, type RestoreState } from '../core/restore/state.ts';
 import type { BackupPin } from '../core/upload/pin.ts';
@@ -723,6 +723,9 @@ export class Vault {
       return null;
     }
     const writes: Array<Promise<unknown>> = [];
+    // A thousand puts without a promise and two listeners each (idb's wrapping): a failed one aborts
+    // the transaction, and tx.done rejects with its error.
+    const rawSessions = unwrap(sessions);
     const changes: SessionChange[] = [];
     const numbering = numberer(keyList);
     const pinned = numbering.number(pin.publicKey);
@@ -732,7 +735,7 @@ export class Vault {
       // Handled by this restore: a resumed pass skips it without decrypting it again. An equal copy
       // is the one the server has: nothing to upload.
       const after: SessionRow = { ...row, r: id, ...(uploaded ? { e: Math.max(row.e, pin.epoch) } : {}) };
-      writes.push(sessions.put(after));
+      rawSessions.put(after);
       changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
     };
     chunk.rows.forEach((row, i) => {
@@ -748,7 +751,7 @@ export class Vault {
       const after = encoded[i]!;
       after.k = numbering.number(row.publicKey);
       after.r = id;
-      writes.push(sessions.put(after));
+      rawSessions.put(after);
       changes.push({ before: stored && pendingOf(stored, keyList), after: pendingOf(after, keyList) });
     });
     chunk.present.forEach((entry, i) => {
