@@ -170,12 +170,17 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
         const db = await read(indexedDB.open('matrix-key-vault'));
         try {
           const tx = db.transaction(['sessions', 'kv']);
+          // Rows as stored (src/platform/vault-rows.ts): first index `i`, restore id `r`, the public
+          // key's number `k`, the envelope `d` as bytes (ephemeral 32 ‖ MAC 8 ‖ ciphertext) or text.
           const all = await read(tx.objectStore('sessions').getAll()) as Array<{
-            roomId: string; sessionId: string; firstMessageIndex: number; publicKey: string; restoreId?: string; sessionData: { mac: string };
+            roomId: string; sessionId: string; i: number; k: number; r?: string; d: Uint8Array | { mac: string };
           }>;
+          const publicKeys = await read(tx.objectStore('kv').get('publicKeys')) as string[];
           const list = await read(tx.objectStore('kv').get('restoreRooms')) as { restoreId: string; rooms: string[] } | undefined;
+          const macOf = (d: Uint8Array | { mac: string }): string =>
+            (d instanceof Uint8Array ? btoa(String.fromCharCode(...d.subarray(32, 40))).replace(/=+$/, '') : d.mac);
           return {
-            rows: all.map((r) => [r.roomId, r.sessionId, r.sessionData.mac, r.firstMessageIndex, r.restoreId ?? null, r.publicKey] as [string, string, string, number, string | null, string]),
+            rows: all.map((r) => [r.roomId, r.sessionId, macOf(r.d), r.i, r.r ?? null, publicKeys[r.k]!] as [string, string, string, number, string | null, string]),
             roomList: list ?? null,
           };
         } finally {
