@@ -591,8 +591,8 @@ export class Vault {
   async markUploaded(batch: ReadonlyArray<Pick<StoredSession, 'roomId' | 'sessionId' | 'revision'>>, epoch: number): Promise<number> {
     const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
-    const rows = await Promise.all(batch.map((b) => store.get([b.roomId, b.sessionId])));
-    const keyList = await this.#keysFor(rows);
+    // The key list is read in this transaction: awaiting anything else would let it commit.
+    const [rows, keyList] = await Promise.all([Promise.all(batch.map((b) => store.get([b.roomId, b.sessionId]))), readKeys(tx.objectStore('kv'))]);
     const writes: Array<Promise<unknown>> = [];
     const changes: SessionChange[] = [];
     rows.forEach((row, i) => {

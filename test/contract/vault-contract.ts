@@ -175,6 +175,22 @@ export const vaultContract: ContractCase[] = [
     },
   },
   {
+    name: 'a connection that has not seen a public key numbered yet reads, marks and counts rows under it',
+    async run(open) {
+      const writer = await open();
+      const other = await open(); // opened before the keys were numbered: its list is empty
+      await writer.putSessions([row('!r:x', 'a', 0), row('!r:x', 'b', 0, KEY_B)]);
+      const batch = await writer.pendingBatch(KEY_A, 1, 10);
+      equal(await other.markUploaded(batch, 1), 1, 'marked through the other connection');
+      equal((await other.getSessions([['!r:x', 'a'], ['!r:x', 'b']])).map((s) => s?.publicKey), [KEY_A, KEY_B], 'keys named');
+      equal([await other.countPending(KEY_A, 1), await other.countForKey(KEY_B)], [0, 1], 'counts');
+      const copies = await writer.storedCopies([['!r:x', 'b']]);
+      equal([...copies.values()].map((c) => c.publicKey), [KEY_B], 'stored copies');
+      writer.close();
+      other.close();
+    },
+  },
+  {
     name: 'a new epoch makes every session pending without rewriting rows',
     async run(open) {
       const v = await open();
