@@ -57,6 +57,30 @@ describe('vaults of earlier releases', () => {
     vault.close();
   });
 
+  it('schema 2 with more rows than one migration batch: every row is rewritten, once, and counted', async () => {
+    const rows = Array.from({ length: 2_501 }, (_, i) => ({
+      value: { ...v1Row(`s${String(i).padStart(5, '0')}`, i % 2), publicKey: KEY, roomId: `!room${i % 7}:example.org` },
+    }));
+    const dump: DatabaseDump = {
+      version: 2,
+      stores: {
+        ...schema1.stores,
+        sessions: { ...schema1.stores.sessions!, records: rows },
+        kv: { ...schema1.stores.kv!, records: [{ key: 'pin', value: { userId: '@old:example.org', version: '1', publicKey: KEY, epoch: 1, source: 'proved', pinnedAt: 0 } }] },
+        restoreFailures: { keyPath: ['roomId', 'sessionId'], indexes: [], records: [] },
+      },
+    };
+    const name = `fixture-v2-many-${n++}`;
+    await loadDatabase(name, dump);
+    const vault = await Vault.open(name);
+    expect(await vault.countSessions()).toBe(2_501);
+    expect(await vault.countPending(KEY, 1)).toBe(1_251);
+    expect(await vault.countForKey(KEY)).toBe(2_501);
+    vault.close();
+    const stored = (await dumpDatabase(name)).stores.sessions!.records.map((r) => r.value as Record<string, unknown>);
+    expect(stored.filter((r) => r.k === 0 && !('publicKey' in r))).toHaveLength(2_501);
+  });
+
   it.each([2, 3])('schema %i: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async (schema) => {
     const fixture = JSON.parse(readFileSync(join(import.meta.dirname, `../fixtures/vault-v${schema}.json`), 'utf8')) as {
       keys: { current: string; earlier: string };
