@@ -11,6 +11,7 @@
  * kept as text.
  */
 import { decodeBase64, encodeBase64 } from '../core/base64.ts';
+import { isCoreError } from '../core/errors.ts';
 import type { EncryptedSessionDataWire } from '../core/upload/request.ts';
 import type { StoredSession } from './vault.ts';
 
@@ -47,7 +48,8 @@ function canonicalBytes(text: string, length?: number): Uint8Array | null {
   let bytes: Uint8Array;
   try {
     bytes = decodeBase64(text);
-  } catch {
+  } catch (e) {
+    if (!isCoreError(e)) throw e;
     return null; // not base64: kept as text (the caller checks nothing here; the row is only stored)
   }
   return length === undefined || bytes.length === length ? bytes : null;

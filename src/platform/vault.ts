@@ -189,6 +189,12 @@ async function compactRows(tx: UpgradeTx): Promise<void> {
 
 export type PutOutcome = 'stored' | 'kept';
 
+/** The vault's contents contradict themselves (reported as storage-unavailable). */
+export class VaultDamagedError extends Error {
+  override readonly name = 'VaultDamagedError';
+  readonly kind = 'storage-unavailable';
+}
+
 /**
  * Session counts kept in the vault, so the popup's poll does not cost a count over 10⁵+ rows:
  * counted once, then adjusted in the same transaction as every write to the sessions. (Kept in
@@ -279,9 +285,17 @@ export class Vault {
   /** The `publicKeys` list as last read; a row numbered past it sends the vault to read it again. */
   #keys: readonly string[] = [];
 
+  async #reloadKeys(): Promise<readonly string[]> {
+    this.#keys = (await this.get('publicKeys')) ?? [];
+    return this.#keys;
+  }
+
   /** The list that names every row's key, read again if one is numbered past what is known. */
   async #keysFor(rows: ReadonlyArray<SessionRow | undefined>): Promise<readonly string[]> {
-    if (rows.some((r) => r !== undefined && r.k >= this.#keys.length)) this.#keys = (await this.get('publicKeys')) ?? [];
+    const unnamed = (keys: readonly string[]): boolean => rows.some((r) => r !== undefined && !(r.k >= 0 && r.k < keys.length));
+    if (!unnamed(this.#keys)) return this.#keys;
+    // A row whose key the list does not name cannot be read as encrypted to anything: say so.
+    if (unnamed(await this.#reloadKeys())) throw new VaultDamagedError('The vault is damaged: a stored session names a public key its key list does not hold. Export what can be read and restore from your backup.');
     return this.#keys;
   }
 
@@ -293,10 +307,7 @@ export class Vault {
   /** A public key's number, or undefined when no row was ever stored under it. */
   async #numberOf(publicKey: string): Promise<number | undefined> {
     let n = this.#keys.indexOf(publicKey);
-    if (n < 0) {
-      this.#keys = (await this.get('publicKeys')) ?? [];
-      n = this.#keys.indexOf(publicKey);
-    }
+    if (n < 0) n = (await this.#reloadKeys()).indexOf(publicKey);
     return n < 0 ? undefined : n;
   }
 

@@ -81,6 +81,17 @@ describe('vaults of earlier releases', () => {
     expect(stored.filter((r) => r.k === 0 && !('publicKey' in r))).toHaveLength(2_501);
   });
 
+  it('a row whose public key number the list does not hold is reported as damage, not read as no key', async () => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/vault-v3.json'), 'utf8')) as { dump: DatabaseDump };
+    const kv = fixture.dump.stores.kv!;
+    const damaged: DatabaseDump = { ...fixture.dump, stores: { ...fixture.dump.stores, kv: { ...kv, records: kv.records.filter((r) => r.key !== 'publicKeys') } } };
+    const name = `fixture-v3-damaged-${n++}`;
+    await loadDatabase(name, damaged);
+    const vault = await Vault.open(name);
+    await expect(vault.sessionsAfter(null, 5)).rejects.toMatchObject({ kind: 'storage-unavailable', message: expect.stringMatching(/damaged/) });
+    vault.close();
+  });
+
   it.each([2, 3])('schema %i: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async (schema) => {
     const fixture = JSON.parse(readFileSync(join(import.meta.dirname, `../fixtures/vault-v${schema}.json`), 'utf8')) as {
       keys: { current: string; earlier: string };
