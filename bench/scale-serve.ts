@@ -425,34 +425,40 @@ export async function sampleVaultRows(page: Page, count: number): Promise<RowSam
       open.onupgradeneeded = () => { open.transaction?.abort(); reject(new Error(`no database ${name}`)); };
     });
     try {
-      const rows = await new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
-        const request = db.transaction('sessions', 'readonly').objectStore('sessions').getAll(null, n);
+      const tx = db.transaction(['sessions', 'packed'], 'readonly');
+      const [rows, pages] = await Promise.all(['sessions', 'packed'].map((store) => new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
+        // Pages hold up to 50 sessions each (src/platform/vault-pages.ts).
+        const request = tx.objectStore(store).getAll(null, store === 'packed' ? Math.ceil(n / 50) : n);
         request.onsuccess = () => resolve(request.result as Array<Record<string, unknown>>);
         request.onerror = () => reject(request.error);
-      });
+      })));
       // (No named helper: tsx would wrap it in a __name() the page does not have.)
+      let sessions = 0;
       let rowBytes = 0;
       let envelopeBytes = 0;
       let keyChars = 0;
-      for (const row of rows) {
-        for (const [member, value] of Object.entries(row)) {
+      for (const record of [...rows!, ...pages!]) {
+        const count = typeof record.c === 'number' ? record.c : 1;
+        sessions += count;
+        for (const [member, value] of Object.entries(record)) {
           let bytes = 0;
           if (typeof value === 'string') bytes = value.length;
           else if (typeof value === 'number') bytes = 8;
           else if (value instanceof Uint8Array) bytes = value.byteLength;
+          else if (Array.isArray(value)) for (const v of value) bytes += Array.isArray(v) ? v.join('').length : typeof v === 'number' ? 8 : String(v).length;
           else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) bytes += k.length + String(v).length;
           rowBytes += member.length + bytes;
           if (member === 'd') envelopeBytes += bytes;
         }
-        keyChars += String(row.roomId).length + String(row.sessionId).length;
+        keyChars += count * (String(record.roomId).length + 44);
       }
-      const d = Math.max(1, rows.length);
-      return { rows: rows.length, rowBytes: rowBytes / d, envelopeBytes: envelopeBytes / d, keyChars: keyChars / d, fields: Object.keys(rows[0] ?? {}) };
+      const d = Math.max(1, sessions);
+      return { rows: sessions, rowBytes: rowBytes / d, envelopeBytes: envelopeBytes / d, keyChars: keyChars / d, fields: Object.keys(pages![0] ?? rows![0] ?? {}) };
     } finally {
       db.close();
     }
   }, { name: VAULT_DB_NAME, n: count });
-  if (sample.rows === 0) throw new ScaleServeError('disk', 'the vault\'s sessions store is empty');
+  if (sample.rows === 0) throw new ScaleServeError('disk', 'the vault holds no session');
   return sample;
 }
 

@@ -276,8 +276,8 @@ async function serveAndDisk(run: {
   const dirLaterKey = perKey(diskLater.dirBytes, run.diskBefore.dirBytes);
   console.log(`    bytes per key (after − before restore.start) ÷ ${int(n)}: at done estimate ${int(usageKey)}, dirs ${int(dirKey)}; later estimate ${int(usageLaterKey)}, dirs ${int(dirLaterKey)}`);
   console.log(`    Synapse's entry JSON (${int(entry.n)} entries of ${server.rooms} rooms): mean ${int(entry.mean)} bytes (min ${int(entry.min)}, max ${int(entry.max)}); its room answers ${int(server.answerBytesPerEntry)} bytes per entry`);
-  console.log(`    a vault row (${int(rows.rows)} read): ${int(rows.rowBytes)} bytes of its own (member names and values), of which the envelope ${int(rows.envelopeBytes)};`
-    + ` key [roomId, sessionId] ${int(rows.keyChars)} chars, stored again in the 'pending' index entry with [key number, epoch]; members ${rows.fields.join(', ')}`);
+  console.log(`    a stored session (${int(rows.rows)} read, in rows and pages): ${int(rows.rowBytes)} bytes of its own (member names and values), of which the envelope ${int(rows.envelopeBytes)};`
+    + ` its ids ${int(rows.keyChars)} chars, again in the 'ids' index entry (pages) or the key and 'pending' index entry (rows); members ${rows.fields.join(', ')}`);
   const ratio = usageLaterKey / entry.mean;
   console.log(`    vault bytes per key ÷ entry bytes: later estimate ${ratio.toFixed(2)}×, dirs ${(dirLaterKey / entry.mean).toFixed(2)}× (at done ${(usageKey / entry.mean).toFixed(2)}×, ${(dirKey / entry.mean).toFixed(2)}×) — target ≤ 1.5×: ${ratio <= 1.5 ? 'PASS' : 'MISSED'}`);
 }

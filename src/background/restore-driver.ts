@@ -106,6 +106,14 @@ const RESUME_AFTER_MS = 60_000;
  */
 const ROOMS_PER_CHECKPOINT = 25;
 
+/**
+ * Once a chunk's lookup before decrypting has found nothing, only every this-many-th chunk is looked
+ * up until one finds something again. A fresh restore's lookups find nothing, and each costs a read
+ * transaction that the chunk's write then waits behind; the write checks every entry again anyway,
+ * so an entry held already is counted the same either way (it is only decrypted for nothing).
+ */
+const LOOKUP_EVERY_WHILE_EMPTY = 8;
+
 export class RestoreDriver {
   private running: Promise<RestoreOutcome> | null = null;
   /** Aborts the running pass's download (cancel, lock, a new restore). */
@@ -341,6 +349,9 @@ export class RestoreDriver {
       return asked;
     };
     let next = ask();
+    // The first chunks of a pass are looked up (a resumed pass meets what it did before the kill).
+    let lookupsFind = true;
+    let sinceLookup = 0;
     try {
       for (;;) {
         let result: IteratorResult<Batch>;
@@ -368,12 +379,19 @@ export class RestoreDriver {
         const download = performance.now() - waitedAt;
         const lookupStarted = performance.now();
         // A restore that has recorded no failure has none to skip: no need to look for them.
-        const lookup = vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const), state.failed > 0);
+        const look: boolean = lookupsFind || ++sinceLookup >= LOOKUP_EVERY_WHILE_EMPTY;
+        const lookup: Promise<LookupResult> = look
+          ? vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const), state.failed > 0)
+          : Promise.resolve(chunk.map(() => ({})) as LookupResult);
         const writing = waiting ? write(waiting) : null;
         waiting = null; // in flight: never written twice, whatever fails next
         writing?.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
         const known = await lookup;
         const lookupMs = performance.now() - lookupStarted;
+        if (look) {
+          lookupsFind = known.some((k) => k.row !== undefined || k.failedBy !== undefined);
+          sinceLookup = 0;
+        }
         const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms);
         if (roomsDone !== undefined) prepared.roomsDone = roomsDone;
         prepared.timings.download = download;

@@ -13,6 +13,7 @@ import type { BackupPin } from '../core/upload/pin.ts';
 import type { Scope } from '../shared/page-api.ts';
 import type { EncryptedSessionDataWire, UploadableSession } from '../core/upload/request.ts';
 import { initialUploadState, onSignedIn, type UploadState } from '../core/upload/state.ts';
+import { isPackable, PAGE_SIZE, packRows, pageKey, pageWithout, rowOf, type PackedPage } from './vault-pages.ts';
 import { decodeRow, encodeRow, newRevision, type SessionRow } from './vault-rows.ts';
 
 export const VAULT_DB_NAME = 'matrix-key-vault';
@@ -105,6 +106,12 @@ interface VaultSchema extends DBSchema {
     value: SessionRow;
     indexes: { pending: [number, number] };
   };
+  /** Restored sessions, PAGE_SIZE to a record (vault-pages.ts). */
+  packed: {
+    key: [string, number];
+    value: PackedPage;
+    indexes: { ids: [string, string]; pending: [number, number, number] };
+  };
   kv: { key: KvKey; value: KvValues[KvKey] };
   restoreFailures: { key: [string, string]; value: RestoreFailureRow };
 }
@@ -133,6 +140,14 @@ const migrations: Array<(db: IDBPDatabase<VaultSchema>, tx: UpgradeTx) => void |
   },
   // Rows laid out for disk (vault-rows.ts): the index becomes [key number, uploadedEpoch].
   (_db, tx) => compactRows(tx),
+  // Restored sessions in pages (vault-pages.ts); rows stay where they are.
+  (db) => {
+    const packed = db.createObjectStore('packed', { keyPath: ['roomId', 'p'] });
+    packed.createIndex('ids', 'x', { multiEntry: true });
+    // [key number, epoch, count]: the pages of a key and epoch are one range, as the rows' `pending`
+    // index, and counting their sessions reads the index alone.
+    packed.createIndex('pending', ['k', 'e', 'c']);
+  },
 ];
 
 /** Row shapes of schemas 1 and 2, as their migrations (above) see them. */
@@ -455,8 +470,8 @@ export class Vault {
 
   /** The stored copies' quality and key, keyed by `sessionKey(roomId, sessionId)`. */
   async storedCopies(keys: ReadonlyArray<readonly [string, string]>): Promise<Map<string, StoredCopy>> {
-    const tx = this.db.transaction('sessions', 'readonly');
-    const rows = await Promise.all(keys.map(([r, s]) => tx.store.get([r, s])));
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const { rows } = await readStored(tx.objectStore('sessions'), packedOf(tx), keys);
     await tx.done;
     const keyList = await this.#keysFor(rows);
     const out = new Map<string, StoredCopy>();
@@ -479,10 +494,12 @@ export class Vault {
    */
   async putSessions(rows: readonly StoredSession[], options: { onlyNew?: boolean } = {}): Promise<PutOutcome[]> {
     const encoded = rows.map((r) => encodeRow(r, -1)); // numbered in the transaction
-    const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
+    const tx = this.db.transaction(['sessions', 'packed', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
+    const packed = packedOf(tx);
     const kv = tx.objectStore('kv');
-    const [existing, keyList] = await Promise.all([Promise.all(rows.map((r) => store.get([r.roomId, r.sessionId]))), readKeys(kv)]);
+    const [{ rows: existing, hits }, keyList] = await Promise.all([readStored(store, packed, rows.map((r) => [r.roomId, r.sessionId] as const)), readKeys(kv)]);
+    const lifted: PageHit[] = [];
     const numbering = numberer(keyList);
     const outcomes: PutOutcome[] = [];
     const writes: Array<Promise<unknown>> = [];
@@ -501,13 +518,14 @@ export class Vault {
       // A better copy of a session a restore has handled stays handled by it (a resumed pass must
       // not count it again).
       if (stored?.r !== undefined && after.r === undefined) after.r = stored.r;
+      if (!best.has(key) && hits[i]) lifted.push(hits[i]); // replaced: out of its page
       best.set(key, after);
       writes.push(store.put(after));
       changes.push({ before: stored && pendingOf(stored, keyList), after: pendingOf(after, keyList) });
       outcomes.push('stored');
     });
     if (numbering.added) writes.push(kv.put(keyList, 'publicKeys'));
-    await Promise.all([...writes, countChanges(kv, changes), tx.done]);
+    await Promise.all([...writes, ...liftOut(packed, lifted), countChanges(kv, changes), tx.done]);
     this.#keys = keyList;
     return outcomes;
   }
@@ -516,7 +534,25 @@ export class Vault {
   async pendingBatch(publicKey: string, epoch: number, limit: number): Promise<StoredSession[]> {
     const n = await this.#numberOf(publicKey);
     if (n === undefined) return [];
-    const rows = await this.db.getAllFromIndex('sessions', 'pending', IDBKeyRange.bound([n, 0], [n, epoch], false, true), limit);
+    const range = IDBKeyRange.bound([n, 0], [n, epoch], false, true);
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const rows = await tx.objectStore('sessions').index('pending').getAll(range, limit);
+    if (rows.length < limit) {
+      // Then restored sessions (pending again once the pin moved): whole pages, as many as needed.
+      const packed = packedOf(tx);
+      const wanted: Array<[string, number]> = [];
+      let more = limit - rows.length;
+      let cursor = await packed.index('pending').openKeyCursor(range);
+      while (cursor && more > 0) {
+        wanted.push(cursor.primaryKey);
+        more -= cursor.key[2];
+        cursor = await cursor.continue();
+      }
+      for (const page of await Promise.all(wanted.map((key) => packed.get(key)))) {
+        if (page) for (let i = 0; i < page.c && rows.length < limit; i++) rows.push(rowOf(page, i));
+      }
+    }
+    await tx.done;
     return rows.map((row) => decodeRow(row, publicKey));
   }
 
@@ -527,20 +563,28 @@ export class Vault {
     if (kept?.pending?.basis === basis) return kept.pending.count;
     const n = await this.#numberOf(publicKey);
     return this.#recount((c, count) => ({ ...c, pending: { basis, count } }),
-      async (sessions) => (n === undefined ? 0 : sessions.index('pending').count(IDBKeyRange.bound([n, 0], [n, epoch], false, true))));
+      async (sessions, packed) => {
+        if (n === undefined) return 0;
+        const range = IDBKeyRange.bound([n, 0], [n, epoch], false, true);
+        const [rows, inPages] = await Promise.all([sessions.index('pending').count(range), countInPages(packed, range)]);
+        return rows + inPages;
+      });
   }
 
   async countSessions(): Promise<number> {
     const kept = await this.get('counters');
     if (kept && kept.total !== null) return kept.total;
-    return this.#recount((c, total) => ({ ...c, total }), (sessions) => sessions.count());
+    return this.#recount((c, total) => ({ ...c, total }), async (sessions, packed) => {
+      const [rows, inPages] = await Promise.all([sessions.count(), countInPages(packed)]);
+      return rows + inPages;
+    });
   }
 
   /** Counts in one transaction with keeping the count, so no write slips between the two. */
-  async #recount(keep: (c: Counters, n: number) => Counters, count: (sessions: IDBPObjectStore<VaultSchema, Array<'sessions' | 'kv'>, 'sessions', 'readwrite'>) => Promise<number>): Promise<number> {
-    const tx = this.db.transaction(['sessions', 'kv'] as Array<'sessions' | 'kv'>, 'readwrite');
+  async #recount(keep: (c: Counters, n: number) => Counters, count: (sessions: IDBPObjectStore<VaultSchema, Array<'sessions' | 'packed' | 'kv'>, 'sessions', 'readwrite'>, packed: PackedStore) => Promise<number>): Promise<number> {
+    const tx = this.db.transaction(['sessions', 'packed', 'kv'] as Array<'sessions' | 'packed' | 'kv'>, 'readwrite');
     const kv = tx.objectStore('kv');
-    const [n, current] = await Promise.all([count(tx.objectStore('sessions')), kv.get('counters') as Promise<Counters | undefined>]);
+    const [n, current] = await Promise.all([count(tx.objectStore('sessions'), packedOf(tx)), kv.get('counters') as Promise<Counters | undefined>]);
     await Promise.all([kv.put(keep(current ?? { total: null, pending: null }, n), 'counters'), tx.done]);
     return n;
   }
@@ -566,6 +610,16 @@ export class Vault {
         erased += rows.length;
         if (rows.length < batch) break;
       }
+      for (;;) {
+        const tx = this.db.transaction(['packed', 'kv'], 'readwrite');
+        const packed = packedOf(tx);
+        const count = Math.max(1, Math.floor(batch / PAGE_SIZE));
+        const pages = await packed.index('pending').getAll(allFor(n), count);
+        const gone = pages.flatMap((p) => p.x.map(() => ({ before: { publicKey, uploadedEpoch: p.e }, after: undefined })));
+        await Promise.all([...pages.map((p) => packed.delete(pageKey(p))), countChanges(tx.objectStore('kv'), gone), tx.done]);
+        erased += gone.length;
+        if (pages.length < count) break;
+      }
     }
     const tx = this.db.transaction('kv', 'readwrite');
     const current = ((await tx.store.get('earlierPins')) as EarlierPin[] | undefined) ?? [];
@@ -576,18 +630,24 @@ export class Vault {
   /** Sessions encrypted to `publicKey` (an earlier pin's), whatever their upload state. */
   async countForKey(publicKey: string): Promise<number> {
     const n = await this.#numberOf(publicKey);
-    return n === undefined ? 0 : this.db.countFromIndex('sessions', 'pending', allFor(n));
+    if (n === undefined) return 0;
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const [rows, inPages] = await Promise.all([tx.objectStore('sessions').index('pending').count(allFor(n)), countInPages(packedOf(tx), allFor(n)), tx.done]);
+    return rows + inPages;
   }
 
   /** The ids of the sessions encrypted to `publicKey`. */
   async keysForPublicKey(publicKey: string): Promise<Array<[string, string]>> {
     const n = await this.#numberOf(publicKey);
-    return n === undefined ? [] : this.db.getAllKeysFromIndex('sessions', 'pending', allFor(n));
+    if (n === undefined) return [];
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const [rows, pages] = await Promise.all([tx.objectStore('sessions').index('pending').getAllKeys(allFor(n)), packedOf(tx).index('pending').getAll(allFor(n)), tx.done]);
+    return [...rows, ...pages.flatMap((p) => p.x.map(([r, s]): [string, string] => [r, s]))];
   }
 
   async getSessions(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<StoredSession | undefined>> {
-    const tx = this.db.transaction('sessions', 'readonly');
-    const rows = await Promise.all(keys.map(([r, s]) => tx.store.get([r, s])));
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const { rows } = await readStored(tx.objectStore('sessions'), packedOf(tx), keys);
     await tx.done;
     return this.#decode(rows);
   }
@@ -599,7 +659,37 @@ export class Vault {
   /** Up to `limit` sessions in key order, after `after` (exclusive): the export walks the vault. */
   async sessionsAfter(after: readonly [string, string] | null, limit: number): Promise<StoredSession[]> {
     const range = after ? IDBKeyRange.lowerBound([after[0], after[1]], true) : undefined;
-    return this.#decode(await this.db.getAll('sessions', range, limit)) as Promise<StoredSession[]>;
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
+    const packed = packedOf(tx);
+    // The next `limit` of each kind, merged in key order: packed sessions in the `ids` index's
+    // order, each page read once per call.
+    const [rows, packedKeys] = await Promise.all([tx.objectStore('sessions').getAll(range, limit), (async () => {
+      const keys: Array<[string, string]> = [];
+      let cursor = await packed.index('ids').openKeyCursor(range ?? IDBKeyRange.lowerBound(['']));
+      while (cursor && keys.length < limit) {
+        keys.push(cursor.key);
+        cursor = await cursor.continue();
+      }
+      return keys;
+    })()]);
+    const hits = await findInPages(packed, packedKeys);
+    await tx.done;
+    const inPages = hits.flatMap((hit) => (hit ? [rowOf(hit.page, hit.n)] : []));
+    const merged: SessionRow[] = [];
+    let a = 0;
+    let b = 0;
+    while (merged.length < limit && (a < rows.length || b < inPages.length)) {
+      const row = rows[a];
+      const packedRow = inPages[b];
+      if (row && (!packedRow || compareRows(row, packedRow) <= 0)) {
+        merged.push(row);
+        a++;
+      } else {
+        merged.push(packedRow!);
+        b++;
+      }
+    }
+    return this.#decode(merged) as Promise<StoredSession[]>;
   }
 
   /**
@@ -607,20 +697,27 @@ export class Vault {
    * revision) stays pending: the server has the older copy, not this one.
    */
   async markUploaded(batch: ReadonlyArray<Pick<StoredSession, 'roomId' | 'sessionId' | 'revision'>>, epoch: number): Promise<number> {
-    const tx = this.db.transaction(['sessions', 'kv'], 'readwrite');
+    const tx = this.db.transaction(['sessions', 'packed', 'kv'], 'readwrite');
     const store = tx.objectStore('sessions');
+    const packed = packedOf(tx);
     // The key list is read in this transaction: awaiting anything else would let it commit.
-    const [rows, keyList] = await Promise.all([Promise.all(batch.map((b) => store.get([b.roomId, b.sessionId]))), readKeys(tx.objectStore('kv'))]);
+    const [{ rows, hits }, keyList] = await Promise.all([readStored(store, packed, batch.map((b) => [b.roomId, b.sessionId] as const)), readKeys(tx.objectStore('kv'))]);
     const writes: Array<Promise<unknown>> = [];
     const changes: SessionChange[] = [];
+    const lifted: PageHit[] = [];
+    const marked = new Set<string>();
     rows.forEach((row, i) => {
-      if (row && row.v === batch[i]!.revision && row.e < epoch) {
+      const key = sessionKey(batch[i]!.roomId, batch[i]!.sessionId);
+      if (row && row.v === batch[i]!.revision && row.e < epoch && !marked.has(key)) {
+        marked.add(key);
+        // A restored session that was uploaded again (under a new backup) becomes a row of its own.
+        if (hits[i]) lifted.push(hits[i]);
         const after = { ...row, e: epoch };
         writes.push(store.put(after));
         changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
       }
     });
-    await Promise.all([...writes, countChanges(tx.objectStore('kv'), changes), tx.done]);
+    await Promise.all([...writes, ...liftOut(packed, lifted), countChanges(tx.objectStore('kv'), changes), tx.done]);
     return writes.length;
   }
 
@@ -661,14 +758,15 @@ export class Vault {
   async roomsHeldFor(publicKey: string): Promise<string[]> {
     const n = await this.#numberOf(publicKey);
     if (n === undefined) return [];
-    const tx = this.db.transaction('sessions', 'readonly');
+    const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
     const rooms = new Set<string>();
-    let cursor = await tx.store.index('pending').openKeyCursor(allFor(n));
+    let cursor = await tx.objectStore('sessions').index('pending').openKeyCursor(allFor(n));
     while (cursor) {
       const [roomId] = cursor.primaryKey;
       rooms.add(roomId);
       cursor = await cursor.continuePrimaryKey(cursor.key, [roomId, []] as unknown as [string, string]);
     }
+    for (const [roomId] of await tx.objectStore('packed').index('pending').getAllKeys(allFor(n))) rooms.add(roomId);
     await tx.done;
     return [...rooms];
   }
@@ -690,11 +788,11 @@ export class Vault {
    * `withFailures`: also look in the failure list (only a restore that has recorded failures needs to).
    */
   async restoreLookup(keys: ReadonlyArray<readonly [string, string]>, withFailures = true): Promise<Array<{ row?: StoredCopy & { restoreId?: string }; failedBy?: string }>> {
-    const tx = this.db.transaction(['sessions', 'restoreFailures'], 'readonly');
+    const tx = this.db.transaction(['sessions', 'packed', 'restoreFailures'], 'readonly');
     const sessions = tx.objectStore('sessions');
     const failures = tx.objectStore('restoreFailures');
-    const [rows, failed] = await Promise.all([
-      getExisting(sessions, keys),
+    const [{ rows }, failed] = await Promise.all([
+      readStored(sessions, packedOf(tx), keys, true),
       withFailures ? getExisting(failures, keys) : keys.map(() => undefined),
     ]);
     await tx.done;
@@ -723,8 +821,9 @@ export class Vault {
     // Relaxed: a chunk's rows and its counters commit together either way; a power cut may lose the
     // last chunks, which the next pass then does again. Strict durability costs a disk flush per chunk.
     const encoded = chunk.rows.map((r) => encodeRow(r, -1)); // numbered in the transaction
-    const tx = this.db.transaction(['sessions', 'restoreFailures', 'kv'], 'readwrite', { durability: 'relaxed' });
+    const tx = this.db.transaction(['sessions', 'packed', 'restoreFailures', 'kv'], 'readwrite', { durability: 'relaxed' });
     const sessions = tx.objectStore('sessions');
+    const packed = packedOf(tx);
     const kv = tx.objectStore('kv');
     const failureStore = tx.objectStore('restoreFailures');
     const [state, pin, counters, keyList, existing, present, failedBefore] = await Promise.all([
@@ -732,8 +831,8 @@ export class Vault {
       kv.get('pin') as Promise<BackupPin | undefined>,
       kv.get('counters') as Promise<Counters | undefined>,
       readKeys(kv),
-      getExisting(sessions, chunk.rows.map((r) => [r.roomId, r.sessionId] as const)),
-      Promise.all(chunk.present.map((p) => sessions.get([p.roomId, p.sessionId]))),
+      readStored(sessions, packed, chunk.rows.map((r) => [r.roomId, r.sessionId] as const), true),
+      readStored(sessions, packed, chunk.present.map((p) => [p.roomId, p.sessionId] as const)),
       getExisting(failureStore, chunk.failures.map((f) => [f.roomId, f.sessionId] as const)),
     ]);
     if (!state || state.id !== id || state.phase !== 'running' || !pin || pin.publicKey !== state.publicKey) {
@@ -741,44 +840,74 @@ export class Vault {
       return null;
     }
     const writes: Array<Promise<unknown>> = [];
-    // A thousand puts without a promise and two listeners each (idb's wrapping): a failed one aborts
-    // the transaction, and tx.done rejects with its error.
+    // Rows are put without idb's promise and two listeners per request: a failed one aborts the
+    // transaction, and tx.done rejects with its error.
     const rawSessions = unwrap(sessions);
+    const rawPacked = unwrap(tx.objectStore('packed'));
     const changes: SessionChange[] = [];
     const numbering = numberer(keyList);
     const pinned = numbering.number(pin.publicKey);
     let restored = 0;
     let alreadyPresent = 0;
-    const mark = (row: SessionRow, uploaded: boolean): void => {
+    /** What this chunk stores: packed into pages where it can be, as rows otherwise. */
+    const toStore: SessionRow[] = [];
+    /** Sessions taken out of their pages (replaced, or stored again marked). */
+    const lifted: PageHit[] = [];
+    /** Rows replaced by a packed copy: deleted, so each session stays in one place. */
+    const unrowed: Array<[string, string]> = [];
+    const handled = new Set<string>();
+    const store = (after: SessionRow, before: { row: SessionRow; hit: PageHit | undefined } | undefined): void => {
+      if (before?.hit) lifted.push(before.hit);
+      if (isPackable(after)) {
+        if (before && !before.hit) unrowed.push([before.row.roomId, before.row.sessionId]);
+        toStore.push(after);
+      } else {
+        rawSessions.put(after);
+      }
+      changes.push({ before: before && pendingOf(before.row, keyList), after: pendingOf(after, keyList) });
+    };
+    const mark = (row: SessionRow, hit: PageHit | undefined, uploaded: boolean): void => {
       // Handled by this restore: a resumed pass skips it without decrypting it again. An equal copy
-      // is the one the server has: nothing to upload.
+      // is the one the server has: nothing to upload. A row stays a row; a packed one is packed again.
       const after: SessionRow = { ...row, r: id, ...(uploaded ? { e: Math.max(row.e, pin.epoch) } : {}) };
-      rawSessions.put(after);
-      changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
+      if (hit) {
+        store(after, { row, hit });
+      } else {
+        rawSessions.put(after);
+        changes.push({ before: pendingOf(row, keyList), after: pendingOf(after, keyList) });
+      }
     };
     chunk.rows.forEach((row, i) => {
-      const stored = existing[i];
+      const key = sessionKey(row.roomId, row.sessionId);
+      if (handled.has(key)) return; // the same entry twice in one chunk: once is enough
+      handled.add(key);
+      const stored = existing.rows[i];
+      const hit = existing.hits[i];
       // Handled already by this restore (a killed worker's last write landing late): count it once.
       if (stored?.r === id) return;
       if (stored && !isBetterCopy(row, copyOf(stored, keyList))) {
         alreadyPresent++;
-        mark(stored, stored.k === pinned && stored.i === row.firstMessageIndex);
+        mark(stored, hit, stored.k === pinned && stored.i === row.firstMessageIndex);
         return;
       }
       restored++;
       const after = encoded[i]!;
       after.k = numbering.number(row.publicKey);
       after.r = id;
-      rawSessions.put(after);
-      changes.push({ before: stored && pendingOf(stored, keyList), after: pendingOf(after, keyList) });
+      store(after, stored && { row: stored, hit });
     });
     chunk.present.forEach((entry, i) => {
-      const row = present[i];
+      const key = sessionKey(entry.roomId, entry.sessionId);
+      const row = present.rows[i];
       // Gone since the lookup, or handled already by this restore: nothing to mark, nothing to count.
-      if (!row || row.r === id) return;
+      if (!row || row.r === id || handled.has(key)) return;
+      handled.add(key);
       alreadyPresent++;
-      mark(row, row.k === pinned && row.i === entry.serverFirstMessageIndex);
+      mark(row, present.hits[i], row.k === pinned && row.i === entry.serverFirstMessageIndex);
     });
+    for (const key of unrowed) rawSessions.delete(key);
+    writes.push(...liftOut(packed, lifted));
+    for (const page of packRows(toStore)) rawPacked.put(page);
     if (numbering.added) writes.push(kv.put(keyList, 'publicKeys'));
     const failures = chunk.failures.filter((_, i) => failedBefore[i]?.restoreId !== id);
     for (const failure of failures) writes.push(failureStore.put(failure));
@@ -811,20 +940,9 @@ async function getExisting<V>(
   store: { getAllKeys(query: IDBKeyRange, count?: number): Promise<IDBValidKey[]>; get(key: [string, string]): Promise<V | undefined> },
   keys: ReadonlyArray<readonly [string, string]>,
 ): Promise<Array<V | undefined>> {
-  const byRoom = new Map<string, string[]>();
-  for (const [roomId, sessionId] of keys) {
-    const list = byRoom.get(roomId);
-    if (list) list.push(sessionId);
-    else byRoom.set(roomId, [sessionId]);
-  }
   const exists = new Set<string>();
-  await Promise.all([...byRoom].map(async ([roomId, sessionIds]) => {
-    let low = sessionIds[0]!;
-    let high = low;
-    for (const id of sessionIds) {
-      if (id < low) low = id;
-      if (id > high) high = id;
-    }
+  await Promise.all([...byRoom(keys)].map(async ([roomId, sessionIds]) => {
+    const [low, high] = bounds(sessionIds);
     const limit = sessionIds.length * PROBE_FACTOR;
     const found = await store.getAllKeys(IDBKeyRange.bound([roomId, low], [roomId, high]), limit);
     if (found.length >= limit) {
@@ -837,6 +955,162 @@ async function getExisting<V>(
     }
   }));
   return Promise.all(keys.map(([r, s]) => (exists.has(sessionKey(r, s)) ? store.get([r, s]) : undefined)));
+}
+
+/** What the vault helpers need of the `packed` store, in any transaction that includes it. */
+interface PackedStore {
+  get(key: [string, number]): Promise<PackedPage | undefined>;
+  put(page: PackedPage): Promise<unknown>;
+  delete(key: [string, number]): Promise<unknown>;
+  index(name: 'ids'): {
+    getKey(key: [string, string]): Promise<[string, number] | undefined>;
+    count(range: IDBKeyRange): Promise<number>;
+    openKeyCursor(range: IDBKeyRange): Promise<KeyCursor<[string, string], [string, number]> | null>;
+  };
+  index(name: 'pending'): {
+    openKeyCursor(range?: IDBKeyRange): Promise<KeyCursor<[number, number, number], [string, number]> | null>;
+    getAll(range: IDBKeyRange, count?: number): Promise<PackedPage[]>;
+    getAllKeys(range: IDBKeyRange, count?: number): Promise<Array<[string, number]>>;
+  };
+}
+
+interface KeyCursor<K, P> {
+  key: K;
+  primaryKey: P;
+  continue(): Promise<KeyCursor<K, P> | null>;
+}
+
+function packedOf(tx: { objectStore(name: 'packed'): unknown }): PackedStore {
+  return tx.objectStore('packed') as PackedStore;
+}
+
+/** A session found in a page: the page as read, and the session's place in it. */
+interface PageHit {
+  page: PackedPage;
+  n: number;
+}
+
+/** Looked up one by one up to this many per room; more are found with one walk of the room's range. */
+const FEW_PER_ROOM = 8;
+
+/** Where each key's session is packed, if it is: one index lookup per key, or a walk per room. */
+async function findInPages(store: PackedStore, keys: ReadonlyArray<readonly [string, string]>): Promise<Array<PageHit | undefined>> {
+  const where = new Map<string, [string, number]>();
+  const ids = store.index('ids');
+  await Promise.all([...byRoom(keys)].map(async ([roomId, sessionIds]) => {
+    const one = async (id: string): Promise<void> => {
+      const key = await ids.getKey([roomId, id]);
+      if (key) where.set(sessionKey(roomId, id), key);
+    };
+    if (sessionIds.length <= FEW_PER_ROOM) {
+      await Promise.all(sessionIds.map(one));
+      return;
+    }
+    const [low, high] = bounds(sessionIds);
+    const range = IDBKeyRange.bound([roomId, low], [roomId, high]);
+    // Mostly none (a restore's next room): one count says so without a walk.
+    if (await ids.count(range) === 0) return;
+    const wanted = new Set(sessionIds);
+    // A walk that meets many other sessions (a large room) gives way to one lookup per key.
+    let steps = sessionIds.length * PROBE_FACTOR;
+    let cursor = await ids.openKeyCursor(range);
+    while (cursor) {
+      if (--steps < 0) {
+        await Promise.all(sessionIds.map(one));
+        return;
+      }
+      const id = cursor.key[1];
+      if (wanted.has(id)) where.set(sessionKey(roomId, id), cursor.primaryKey);
+      cursor = await cursor.continue();
+    }
+  }));
+  const pages = new Map<string, Promise<PackedPage | undefined>>();
+  const pageOf = (key: [string, number]): Promise<PackedPage | undefined> => {
+    const name = `${key[0]}\u0000${key[1]}`;
+    let page = pages.get(name);
+    if (!page) pages.set(name, page = store.get(key));
+    return page;
+  };
+  return Promise.all(keys.map(async ([roomId, sessionId]) => {
+    const key = where.get(sessionKey(roomId, sessionId));
+    const page = key && await pageOf(key);
+    if (!page) return undefined;
+    const n = page.x.findIndex(([r, s]) => r === roomId && s === sessionId);
+    return n < 0 ? undefined : { page, n };
+  }));
+}
+
+/**
+ * The stored copy of each key, a row or a page's session (as a row), and the page hit where it is
+ * packed. `probe`: find rows with one key-only range read per room (a restore's mostly absent keys).
+ */
+async function readStored(
+  sessions: { getAllKeys(query: IDBKeyRange, count?: number): Promise<IDBValidKey[]>; get(key: [string, string]): Promise<SessionRow | undefined> },
+  packed: PackedStore,
+  keys: ReadonlyArray<readonly [string, string]>,
+  probe = false,
+): Promise<{ rows: Array<SessionRow | undefined>; hits: Array<PageHit | undefined> }> {
+  const [rows, hits] = await Promise.all([
+    probe ? getExisting(sessions, keys) : Promise.all(keys.map(([r, s]) => sessions.get([r, s]))),
+    findInPages(packed, keys),
+  ]);
+  return {
+    rows: rows.map((row, i) => row ?? (hits[i] ? rowOf(hits[i].page, hits[i].n) : undefined)),
+    // A session is a row or in a page, never both; were it both, the row is the one read and changed.
+    hits: hits.map((hit, i) => (rows[i] ? undefined : hit)),
+  };
+}
+
+/** Inside a write transaction: rewrites each page without the sessions lifted out of it. */
+function liftOut(store: PackedStore, hits: ReadonlyArray<PageHit>): Array<Promise<unknown>> {
+  const byPage = new Map<string, { page: PackedPage; ids: Set<string> }>();
+  for (const { page, n } of hits) {
+    const name = `${page.roomId}\u0000${page.p}`;
+    const entry = byPage.get(name) ?? { page, ids: new Set<string>() };
+    entry.ids.add(page.x[n]![1]);
+    byPage.set(name, entry);
+  }
+  return [...byPage.values()].map(({ page, ids }) => {
+    const rest = pageWithout(page, ids);
+    return rest ? store.put(rest) : store.delete(pageKey(page));
+  });
+}
+
+/** The sessions counted by the pages on an index range ([k, e, c] keys: the index alone is read). */
+async function countInPages(store: PackedStore, range?: IDBKeyRange): Promise<number> {
+  let count = 0;
+  let cursor = await store.index('pending').openKeyCursor(range);
+  while (cursor) {
+    count += cursor.key[2];
+    cursor = await cursor.continue();
+  }
+  return count;
+}
+
+/** IndexedDB's order of [roomId, sessionId] keys (strings compare by UTF-16 code unit, as `<` does). */
+function compareRows(x: Pick<SessionRow, 'roomId' | 'sessionId'>, y: Pick<SessionRow, 'roomId' | 'sessionId'>): number {
+  if (x.roomId !== y.roomId) return x.roomId < y.roomId ? -1 : 1;
+  return x.sessionId < y.sessionId ? -1 : x.sessionId > y.sessionId ? 1 : 0;
+}
+
+function byRoom(keys: ReadonlyArray<readonly [string, string]>): Map<string, string[]> {
+  const rooms = new Map<string, string[]>();
+  for (const [roomId, sessionId] of keys) {
+    const list = rooms.get(roomId);
+    if (list) list.push(sessionId);
+    else rooms.set(roomId, [sessionId]);
+  }
+  return rooms;
+}
+
+function bounds(ids: readonly string[]): [string, string] {
+  let low = ids[0]!;
+  let high = low;
+  for (const id of ids) {
+    if (id < low) low = id;
+    if (id > high) high = id;
+  }
+  return [low, high];
 }
 
 export interface StoredCopy {

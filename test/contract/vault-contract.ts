@@ -44,6 +44,30 @@ function restoreState(id: string, publicKey = KEY_A): RestoreState {
   return newRestore({ id, userId: '@u:x', version: '1', publicKey, serverCount: 3, now: 0 });
 }
 
+
+/** Unpadded base64 of `length` bytes made from `seed`: the canonical text a row stores as bytes. */
+function b64(seed: number, length: number): string {
+  let text = '';
+  for (let i = 0; i < length; i++) text += String.fromCharCode((seed * 31 + i * 7) & 0xff);
+  return btoa(text).replace(/=+$/, '');
+}
+
+/** A session as a restore stores it: canonical base64 throughout, so it goes into a page. */
+function packable(roomId: string, n: number, firstMessageIndex = 2, publicKey = KEY_A): StoredSession {
+  return {
+    roomId, sessionId: b64(n, 32), firstMessageIndex, publicKey,
+    forwardedCount: n % 3,
+    senderKey: b64(n + 7, 32),
+    sessionData: { ephemeral: b64(n + 1, 32), ciphertext: b64(n + 2, 144 + (n % 5) * 16), mac: b64(n + 3, 8) },
+    uploadedEpoch: 1,
+    revision: ++revisions,
+    storedAt: 1000 + n,
+  };
+}
+
+const byKey = (a: { roomId: string; sessionId: string }, b: { roomId: string; sessionId: string }): number =>
+  (a.roomId !== b.roomId ? (a.roomId < b.roomId ? -1 : 1) : a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0);
+
 export const vaultContract: ContractCase[] = [
   {
     name: 'counts kept by the writes match a fresh count, for totals and pending',
@@ -104,6 +128,83 @@ export const vaultContract: ContractCase[] = [
       await v.startRestore(restoreState('R2'));
       equal((await v.restoreFailures(10)).length, 0, 'a new restore starts with no failures');
       v.close();
+    },
+  },
+  {
+    name: 'restored sessions (packed in pages) read, replace, upload again, count, export and erase like rows',
+    async run(open) {
+      const v = await open();
+      const apply = (s: RestoreState, o: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => applyChunk(s, o, 1);
+      await v.setPin({ userId: '@old:x', version: '1', publicKey: KEY_A, epoch: 1, source: 'proved', pinnedAt: 0 });
+      const held = { ...packable('!p:x', 500, 5), uploadedEpoch: 0 };
+      await v.putSessions([held, row('!p:x', 'text-row', 0)]);
+      await v.startRestore(restoreState('R1'));
+      const chunk = [...Array.from({ length: 120 }, (_, n) => packable('!p:x', n)), ...Array.from({ length: 3 }, (_, n) => packable('!q:x', 200 + n)),
+        { ...packable('!p:x', 500, 1) }]; // a better copy of the held row
+      const written = await v.commitRestoreChunk('R1', { rows: chunk, present: [], failures: [], rooms: 2 }, apply);
+      equal([written?.restored, written?.alreadyPresent], [124, 0], 'restored, one of them replacing a held row');
+      const again = await v.commitRestoreChunk('R1', { rows: chunk, present: [], failures: [], rooms: 2 }, apply);
+      equal([again?.restored, again?.alreadyPresent], [124, 0], 'the same chunk written twice counts once');
+      const total = 125; // 124 restored and the text row
+      equal([await v.countSessions(), await v.countPending(KEY_A, 1)], [total, 1], 'counts (only the text row is pending)');
+      const stored = await v.getSessions(chunk.map((s) => [s.roomId, s.sessionId] as const));
+      const fields = (s: StoredSession | undefined) => s && [s.roomId, s.sessionId, s.firstMessageIndex, s.forwardedCount, s.senderKey, s.publicKey,
+        s.sessionData.ephemeral, s.sessionData.ciphertext, s.sessionData.mac, s.uploadedEpoch, s.revision, s.storedAt];
+      const mismatch = chunk.findIndex((s, i) => JSON.stringify(fields(stored[i])) !== JSON.stringify(fields(s)));
+      check(mismatch < 0, `restored session ${mismatch} reads back as given: ${JSON.stringify(fields(stored[mismatch]))}`);
+      check(stored.every((s) => s?.restoreId === 'R1'), 'each marked as handled by the restore');
+      equal((await v.restoreLookup([['!p:x', chunk[7]!.sessionId], ['!q:x', chunk[121]!.sessionId]])).map((l) => [l.row?.restoreId, l.row?.firstMessageIndex]), [['R1', 2], ['R1', 2]], 'the restore finds them');
+      const copies = await v.storedCopies([['!p:x', chunk[3]!.sessionId]]);
+      equal([...copies.values()], [{ firstMessageIndex: 2, publicKey: KEY_A }], 'stored copies');
+
+      // The export walks every session once, in key order, however small its steps.
+      const walked: string[] = [];
+      let after: [string, string] | null = null;
+      for (;;) {
+        const batch = await v.sessionsAfter(after, 7);
+        walked.push(...batch.map((s) => `${s.roomId} ${s.sessionId}`));
+        if (batch.length < 7) break;
+        after = [batch.at(-1)!.roomId, batch.at(-1)!.sessionId];
+      }
+      const expected = [...chunk, row('!p:x', 'text-row', 0)].sort(byKey).map((s) => `${s.roomId} ${s.sessionId}`);
+      equal(walked, expected, 'the export walk');
+      equal((await v.roomsHeldFor(KEY_A)).sort(), ['!p:x', '!q:x'], 'rooms held');
+
+      // A better copy of a packed session replaces it; a worse one is kept out.
+      const better = { ...packable('!p:x', 9, 0), uploadedEpoch: 0 };
+      equal(await v.putSessions([better, { ...packable('!p:x', 10, 4), uploadedEpoch: 0 }]), ['stored', 'kept'], 'better stored, worse kept');
+      equal((await v.getSession('!p:x', better.sessionId))?.firstMessageIndex, 0, 'the better copy is the one read');
+      equal([await v.countSessions(), await v.countPending(KEY_A, 1)], [total, 2], 'counts after replacing');
+
+      // A new backup version: every restored session is pending again, and uploads one batch at a time.
+      await v.setPin({ userId: '@old:x', version: '2', publicKey: KEY_A, epoch: 2, source: 'proved', pinnedAt: 0 });
+      equal(await v.countPending(KEY_A, 2), total, 'all pending for the new epoch');
+      const batch = await v.pendingBatch(KEY_A, 2, 60);
+      equal(batch.length, 60, 'a batch of 60');
+      equal(new Set(batch.map((s) => `${s.roomId} ${s.sessionId}`)).size, 60, 'distinct');
+      equal(await v.markUploaded(batch, 2), 60, 'marked');
+      equal(await v.countPending(KEY_A, 2), total - 60, 'pending after one batch');
+      let rest = 0;
+      for (;;) {
+        const next = await v.pendingBatch(KEY_A, 2, 25);
+        if (next.length === 0) break;
+        rest += await v.markUploaded(next, 2);
+      }
+      equal(rest, total - 60, 'the rest, batch by batch, each once');
+      v.close();
+      const fresh = await open(); // counted from scratch: no session is in two places
+      equal([await fresh.countSessions(), await fresh.countPending(KEY_A, 2), await fresh.countForKey(KEY_A)], [total, 0, total], 'a fresh count agrees');
+      equal((await fresh.keysForPublicKey(KEY_A)).length, total, 'keys for the public key');
+      equal((await fresh.getSession('!p:x', chunk[50]!.sessionId))?.uploadedEpoch, 2, 'uploaded at the new epoch');
+
+      // Another account's keys: erased, pages and rows.
+      await fresh.setPinAndUploadState({ userId: '@new:x', version: '3', publicKey: KEY_B, epoch: 3, source: 'proved', pinnedAt: 0 }, await fresh.getUploadState());
+      await fresh.startRestore(restoreState('R2', KEY_B));
+      await fresh.commitRestoreChunk('R2', { rows: [packable('!z:x', 900, 0, KEY_B)], present: [], failures: [], rooms: 1 }, apply);
+      await fresh.startRestore(restoreState('R3'));
+      equal(await fresh.eraseKeysOf('@old:x', 40), total, 'erased');
+      equal([await fresh.countSessions(), await fresh.countForKey(KEY_A)], [1, 0], 'only the other key\'s session is left');
+      fresh.close();
     },
   },
   {

@@ -181,9 +181,10 @@ describe(`${SESSIONS} sessions from Element's key file reach the server backup`,
     const keys = await probe.evaluate(async () => {
       const read = <T>(r: IDBRequest<T>) => new Promise<T>((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
       const db = await read(indexedDB.open('matrix-key-vault'));
-      const tx = db.transaction(['sessions', 'kv']);
-      // Rows as stored (src/platform/vault-rows.ts): the public key is its number in `publicKeys`.
-      const rows = await read(tx.objectStore('sessions').getAll()) as Array<{ k: number }>;
+      const tx = db.transaction(['sessions', 'packed', 'kv']);
+      // Rows and pages as stored (src/platform/vault-rows.ts, vault-pages.ts): the public key is its
+      // number in `publicKeys`.
+      const rows = [...await read(tx.objectStore('sessions').getAll()), ...await read(tx.objectStore('packed').getAll())] as Array<{ k: number }>;
       const publicKeys = await read(tx.objectStore('kv').get('publicKeys')) as string[];
       db.close();
       return [...new Set(rows.map((r) => publicKeys[r.k]))];

@@ -108,9 +108,10 @@ async function vaultPublicKeys(page: FirefoxUi): Promise<string[]> {
   return page.page.evaluateAsync(`(async () => {
     const read = (r) => new Promise((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
     const db = await read(indexedDB.open('matrix-key-vault'));
-    const tx = db.transaction(['sessions', 'kv']);
-    // Rows as stored (src/platform/vault-rows.ts): the public key is its number in publicKeys.
-    const rows = await read(tx.objectStore('sessions').getAll());
+    const tx = db.transaction(['sessions', 'packed', 'kv']);
+    // Rows and pages as stored (src/platform/vault-rows.ts, vault-pages.ts): the public key is its
+    // number in publicKeys.
+    const rows = [...await read(tx.objectStore('sessions').getAll()), ...await read(tx.objectStore('packed').getAll())];
     const publicKeys = await read(tx.objectStore('kv').get('publicKeys'));
     db.close();
     return [...new Set(rows.map((r) => publicKeys[r.k]))];

@@ -84,6 +84,8 @@ interface RunResult {
   roomList: { restoreId: string; rooms: string[] } | null;
   /** The vault's rows in key order: room, session, the backup data's MAC, first index, restoreId, public key. */
   rows: Array<[string, string, string, number, string | null, string]>;
+  /** How many of them are in pages rather than rows of their own. */
+  packedCount: number;
   wallMs: number;
 }
 
@@ -165,16 +167,25 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
       const wallMs = performance.now() - start;
       const t1 = performance.now();
       const status = await call<VaultStatus>({ type: 'status.get' });
-      const { rows, roomList } = await page.evaluate(async () => {
+      const { rows, roomList, packedCount } = await page.evaluate(async () => {
         const read = <T>(r: IDBRequest<T>) => new Promise<T>((ok, fail) => { r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
         const db = await read(indexedDB.open('matrix-key-vault'));
         try {
-          const tx = db.transaction(['sessions', 'kv']);
+          const tx = db.transaction(['sessions', 'packed', 'kv']);
           // Rows as stored (src/platform/vault-rows.ts): first index `i`, restore id `r`, the public
           // key's number `k`, the envelope `d` as bytes (ephemeral 32 ‖ MAC 8 ‖ ciphertext) or text.
-          const all = await read(tx.objectStore('sessions').getAll()) as Array<{
+          const loose = await read(tx.objectStore('sessions').getAll()) as Array<{
             roomId: string; sessionId: string; i: number; k: number; r?: string; d: Uint8Array | { mac: string };
           }>;
+          // Pages (src/platform/vault-pages.ts): per session its ids in `x`, first index in `i`, its
+          // envelope in `d` ending at `o`; key number and restore id for the whole page.
+          const pages = await read(tx.objectStore('packed').getAll()) as Array<{
+            k: number; r?: string; x: Array<[string, string]>; i: number[]; d: Uint8Array; o: number[];
+          }>;
+          const packed = pages.flatMap((p) => p.x.map(([roomId, sessionId], n) => ({
+            roomId, sessionId, i: p.i[n]!, k: p.k, ...(p.r === undefined ? {} : { r: p.r }), d: p.d.subarray(n === 0 ? 0 : p.o[n - 1]!, p.o[n]!),
+          })));
+          const all = [...loose, ...packed].sort((a, b) => (a.roomId !== b.roomId ? (a.roomId < b.roomId ? -1 : 1) : a.sessionId < b.sessionId ? -1 : 1));
           const publicKeys = await read(tx.objectStore('kv').get('publicKeys')) as string[];
           const list = await read(tx.objectStore('kv').get('restoreRooms')) as { restoreId: string; rooms: string[] } | undefined;
           const macOf = (d: Uint8Array | { mac: string }): string =>
@@ -182,6 +193,7 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
           return {
             rows: all.map((r) => [r.roomId, r.sessionId, macOf(r.d), r.i, r.r ?? null, publicKeys[r.k]!] as [string, string, string, number, string | null, string]),
             roomList: list ?? null,
+            packedCount: packed.length,
           };
         } finally {
           db.close();
@@ -202,7 +214,7 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
         });
       }
       log(`${label}: vault read and samples checked in ${s(performance.now() - t1)} s`);
-      return { restore: restore!, status, kills, restoreIds, events: proxy.events(), roomList, rows, wallMs };
+      return { restore: restore!, status, kills, restoreIds, events: proxy.events(), roomList, rows, packedCount, wallMs };
     } finally {
       await ext.close();
     }
@@ -223,6 +235,8 @@ describe(`a ${KEYS.toLocaleString('en')}-key restore with the worker killed ${KI
     expect(status.upload, `${label}: the vault counts each key once, and none waits for an upload`).toMatchObject({ stored: KEYS, pending: 0 });
 
     expect(rows.length, `${label}: rows in the vault`).toBe(KEYS);
+    // Restored in pages (one record per PAGE_SIZE sessions), not one row each: the restore's speed.
+    expect(run.packedCount, `${label}: sessions packed in pages`).toBe(KEYS);
     const seen = new Set<string>();
     const wrong: string[] = [];
     for (const [roomId, sessionId, mac, firstMessageIndex, restoreId, publicKey] of rows) {

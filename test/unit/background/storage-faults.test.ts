@@ -18,7 +18,7 @@ import type { ExportedSessionData } from '../../peer/index.ts';
 import { memorySitePlatform } from '../../harness/memory-sites.ts';
 
 /**
- * While set, a put into the `sessions` store fails the way a full disk does in a browser: the
+ * While set, a put into the `sessions` or `packed` store fails the way a full disk does in a browser: the
  * request and its transaction error with QuotaExceededError, and the transaction is aborted, so
  * nothing of it is written.
  */
@@ -27,7 +27,7 @@ const realPut = IDBObjectStore.prototype.put;
 const failing = new WeakSet<IDBTransaction>();
 IDBObjectStore.prototype.put = function put(this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
   const request = realPut.apply(this, args);
-  if (diskFull && this.name === 'sessions') {
+  if (diskFull && (this.name === 'sessions' || this.name === 'packed')) {
     const quota = new DOMException('The quota has been exceeded.', 'QuotaExceededError');
     // fake-indexeddb sets AbortError on both when aborting; a browser reports the quota.
     Object.defineProperty(request, 'error', { get: () => quota, set: () => {}, configurable: true });
