@@ -334,14 +334,19 @@ export class RestoreDriver {
     }
     let lastWake = now();
     let waiting: Prepared | null = null;
-    const write = (prepared: Prepared): Promise<RestoreState | null> => {
+    /** A chunk's write: `issued` once its transaction needs nothing more of this thread, `done` once it is written. */
+    const startWrite = (prepared: Prepared): { issued: Promise<void>; done: Promise<RestoreState | null> } => {
       const started = performance.now();
-      return vault.commitRestoreChunk(state.id, prepared.chunk,
+      let markIssued: () => void = () => undefined;
+      const issued = new Promise<void>((resolve) => { markIssued = resolve; });
+      const done = vault.commitRestoreChunk(state.id, prepared.chunk,
         (s, outcome) => applyChunk(s, {
           ...outcome, timings: { ...prepared.timings, store: performance.now() - started },
           ...(prepared.roomsDone !== undefined ? { roomsDone: prepared.roomsDone } : {}),
-        }, now()));
+        }, now()), markIssued);
+      return { issued, done };
     };
+    const write = (prepared: Prepared): Promise<RestoreState | null> => startWrite(prepared).done;
     let waitedAt = performance.now();
     const ask = (): Promise<IteratorResult<Batch>> => {
       const asked = chunks.next();
@@ -383,21 +388,24 @@ export class RestoreDriver {
         const lookup: Promise<LookupResult> = look
           ? vault.restoreLookup(chunk.map((e) => [e.roomId, e.sessionId] as const), state.failed > 0)
           : Promise.resolve(chunk.map(() => ({})) as LookupResult);
-        const writing = waiting ? write(waiting) : null;
+        const writing = waiting ? startWrite(waiting) : null;
         waiting = null; // in flight: never written twice, whatever fails next
-        writing?.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
+        writing?.done.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
         const known = await lookup;
         const lookupMs = performance.now() - lookupStarted;
         if (look) {
           lookupsFind = known.some((k) => k.row !== undefined || k.failedBy !== undefined);
           sinceLookup = 0;
         }
+        // The write's reads are answered before this thread turns to thousands of decryption tasks
+        // (measured: 10⁵ keys, 22 of the writes' 25 s went to reads queued behind them).
+        await writing?.issued;
         const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms);
         if (roomsDone !== undefined) prepared.roomsDone = roomsDone;
         prepared.timings.download = download;
         prepared.timings.lookup = lookupMs;
         if (writing) {
-          const written = await writing;
+          const written = await writing.done;
           if (!written) { interrupt.abort(); return null; }
           state = written;
         }

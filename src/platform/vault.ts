@@ -812,11 +812,30 @@ export class Vault {
    * holds a better copy), the entries found already held (marked as handled), the failures, and the
    * state with the chunk's counts. Nothing is written when the restore was cancelled or replaced
    * meanwhile, or the pin moved to another key. Returns the state written, or null.
+   *
+   * `issued` is called once the transaction has read what it needs and made every write (or found
+   * it has nothing to write): from then on it needs nothing of this thread. A caller that has other
+   * work (the next chunk's decryption) waits for that first, so the reads' answers are not queued
+   * behind thousands of its own tasks while the transaction stays open.
    */
   async commitRestoreChunk(
     id: string,
     chunk: { rows: readonly StoredSession[]; present: readonly PresentEntry[]; failures: readonly RestoreFailureRow[]; rooms: number },
     apply: (state: RestoreState, outcome: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => RestoreState,
+    issued: () => void = () => undefined,
+  ): Promise<RestoreState | null> {
+    try {
+      return await this.#commitRestoreChunk(id, chunk, apply, issued);
+    } finally {
+      issued();
+    }
+  }
+
+  async #commitRestoreChunk(
+    id: string,
+    chunk: { rows: readonly StoredSession[]; present: readonly PresentEntry[]; failures: readonly RestoreFailureRow[]; rooms: number },
+    apply: (state: RestoreState, outcome: { restored: number; alreadyPresent: number; failures: RestoreFailureKind[]; rooms: number }) => RestoreState,
+    issued: () => void,
   ): Promise<RestoreState | null> {
     // Relaxed: a chunk's rows and its counters commit together either way; a power cut may lose the
     // last chunks, which the next pass then does again. Strict durability costs a disk flush per chunk.
@@ -836,6 +855,7 @@ export class Vault {
       getExisting(failureStore, chunk.failures.map((f) => [f.roomId, f.sessionId] as const)),
     ]);
     if (!state || state.id !== id || state.phase !== 'running' || !pin || pin.publicKey !== state.publicKey) {
+      issued();
       await tx.done;
       return null;
     }
@@ -917,6 +937,7 @@ export class Vault {
     // Every request is made: commit now, not once this worker has handled each put's success (a
     // thousand events behind the next chunk's decryption).
     tx.commit();
+    issued();
     await Promise.all([...writes, tx.done]);
     this.#keys = keyList;
     return next;
