@@ -22,6 +22,8 @@ export const pageEntries: Record<string, string> = {
   restore: resolve(root, 'src/popup/restore.html'),
   export: resolve(root, 'src/popup/export.html'),
   approve: resolve(root, 'src/popup/approve.html'),
+  // The decryption helper (Chrome's offscreen document: src/helper, src/platform/decrypt-helper.ts).
+  'decrypt-helper': resolve(root, 'src/popup/decrypt-helper.html'),
 };
 
 export function mainBuild(outDir: string): InlineConfig {

@@ -389,7 +389,7 @@ async function main(): Promise<void> {
     console.log(`  wall (restore.start → done): ${s(wallMs)} s · ${int((n / wallMs) * 1000)} keys/s · worker's own clock ${s(workerMs)} s${restore.rate === null ? '' : ` (its rate ${int(restore.rate)} keys/s)`}`);
     console.log(`  first key counted after ${firstKeyAt === null ? '—' : `${s(firstKeyAt)} s`}${waits > 0 ? ` · seen waiting ${waits}×` : ''}`);
     console.log(`  counts: restored ${int(restore.restored)}, already present ${int(restore.alreadyPresent)}, failed ${int(restore.failed)} — ${exact ? 'EXACT' : 'NOT EXACT'}`);
-    console.log(`  timings (summed per step, overlapping): ${restore.timings ? `download+parse ${s(restore.timings.download)} s, lookup ${s(restore.timings.lookup)} s, decrypt ${s(restore.timings.decrypt)} s, store ${s(restore.timings.store)} s` : '—'}`);
+    console.log(`  timings (summed per step, overlapping): ${restore.timings ? `download+parse ${s(restore.timings.download)} s, lookup ${s(restore.timings.lookup)} s, decrypt ${s(restore.timings.decrypt)} s, store ${s(restore.timings.store)} s; opened by the decryption helper ${int(restore.timings.helped ?? 0)} entries` : '—'}`);
     console.log(`  how: ${mode} · /joined_rooms ${requests.joinedRooms}×`);
     for (const line of requests.wholeLines) console.log(`    Synapse: ${line}`);
     console.log(`  kills: ${kills.length} done, ${survived} survived (worker restarted, restore ended done with exact counts); worker boots seen ${bootIds.length}`);

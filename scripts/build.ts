@@ -46,6 +46,8 @@ export function browserManifest(source: Manifest, browser: 'chrome' | 'firefox',
   if (browser === 'chrome') {
     delete m.browser_specific_settings;
     m.background = { service_worker: 'background.js', type: 'module' };
+    // The decryption helper's page (src/platform/decrypt-helper.ts): Chrome only; no install warning.
+    m.permissions = [...(m.permissions as string[]), 'offscreen'];
   } else {
     delete m.minimum_chrome_version;
     m.background = { scripts: ['background.js'], type: 'module' };

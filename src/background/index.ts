@@ -12,6 +12,7 @@ import { route, senderTier } from './router.ts';
 import { pageGuards, pageSender, routePage } from './page-api.ts';
 import { browserSitePlatform } from '../platform/sites-browser.ts';
 import { createServices, type Services } from './services.ts';
+import { offscreenHelper } from '../platform/decrypt-helper.ts';
 
 const UPLOAD_ALARM = 'upload';
 const RESTORE_ALARM = 'restore';
@@ -38,7 +39,11 @@ function openServices(): Promise<Services> {
   return Vault.open().then((vault) => createServices(vault, hooks)).finally(() => clearInterval(alive));
 }
 
+/** Chrome: the restore's decryption helper page, whose port is taken below. */
+const decryptHelper = offscreenHelper();
+
 const hooks: Parameters<typeof createServices>[1] = {
+  ...(decryptHelper ? { decryptHelper } : {}),
   worker,
   scheduleWake: alarmAt(UPLOAD_ALARM),
   scheduleRestoreWake: alarmAt(RESTORE_ALARM),
@@ -88,6 +93,11 @@ browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) 
     return Promise.resolve<Result<never>>({ ok: false, error: { kind: 'bad-request', message: 'Unknown request.' } });
   }
   return ready().then((services) => route(services, message), (e: unknown) => ({ ok: false, error: toWireError(e) }) satisfies Result<never>);
+});
+
+// Only the decryption helper's page connects a port (decrypt-helper.ts checks who it is).
+browser.runtime.onConnect.addListener((port) => {
+  if (!decryptHelper?.accept(port)) port.disconnect();
 });
 
 browser.alarms.onAlarm.addListener((alarm) => {

@@ -7,7 +7,8 @@
  * killed at any point resumes with a new download that skips what is done without decrypting it
  * again. Like the upload driver, retries are alarm times stored with the state, never sleeps.
  */
-import { createBackupDecryptor, decodeBase64, parseExportedSession, type BackedUpSessionData, type BackupDecryptor } from '../core/index.ts';
+import { createBackupDecryptor, decodeBase64, type BackupDecryptor } from '../core/index.ts';
+import { openEntries, type EntryToOpen, type OpenedEntry } from '../core/restore/open-entries.ts';
 import {
   applyChunk, decideAfterPass, decideAfterRooms, doneCount, isActive, newRestore, onByRoom, onFinished, onPassFailed, onPassStarted, onResumed, onRoomsListed,
   type RestoreFailureKind, type RestoreState, type RestoreTimings,
@@ -78,7 +79,24 @@ export interface RestoreDriverDeps {
   byRoomFrom: number;
   /** Room by room: rooms asked for ahead of the one being read, so the server works while we do. */
   roomsAhead: number;
+  /**
+   * A second thread that opens entries beside the worker (src/platform/decrypt-helper.ts): each
+   * entry's X25519 takes ≈ 60 µs of the calling thread in Chromium's WebCrypto, so the worker alone
+   * is the restore's limit. Absent where the platform has none; `close` ends it after a run.
+   */
+  helper?: EntryHelper;
+  /** Where a helper's failure goes (the run goes on without it). */
+  report?(error: unknown): void;
 }
+
+/** Opens entries on another thread, with the unlocked key (base64) sent along for that request only. */
+export interface EntryHelper {
+  open(privateKey: string, entries: readonly EntryToOpen[]): Promise<OpenedEntry[]>;
+  close(): Promise<void>;
+}
+
+/** Fewer entries than this are opened here: a trip to the helper would cost more than it saves. */
+const MIN_TO_HELP = 32;
 
 export type RestoreOutcome = 'idle' | 'done' | 'waiting' | 'locked' | 'cancelled' | 'failed' | 'signed-out';
 
@@ -118,6 +136,11 @@ export class RestoreDriver {
   private running: Promise<RestoreOutcome> | null = null;
   /** Aborts the running pass's download (cancel, lock, a new restore). */
   #interrupt: AbortController | null = null;
+
+  /** The share of a chunk's entries sent to the helper, moved after each chunk so both finish together. */
+  #share = 0.5;
+  /** The helper failed during this run: the rest of the run opens everything here. */
+  #helperDown = false;
 
   constructor(private readonly deps: RestoreDriverDeps) {}
 
@@ -172,7 +195,12 @@ export class RestoreDriver {
         const outcome = await this.#run();
         if (outcome !== 'cancelled' || !isActive(await this.deps.vault.getRestoreState())) return outcome;
       }
-    })().finally(() => { this.running = null; });
+    })().finally(() => {
+      this.running = null;
+      this.#helperDown = false;
+      // The helper holds nothing between requests; its page is closed until the next run needs it.
+      this.deps.helper?.close().catch((e: unknown) => this.deps.report?.(e));
+    });
     return this.running;
   }
 
@@ -233,7 +261,7 @@ export class RestoreDriver {
           if (!switched) return 'cancelled';
           state = switched;
         }
-        const passed = await this.#pass(server, decryptor, state, pin.epoch);
+        const passed = await this.#pass(server, decryptor, key.privateKey, state, pin.epoch);
         if (passed === 'locked') return 'locked';
         if (passed === 'by-room') {
           // Recorded with the restore: a pass after a kill goes on room by room too.
@@ -301,7 +329,7 @@ export class RestoreDriver {
    * transactions in the order they were made, so a lookup made after the write would wait for it),
    * then N's write, then N+1 is decrypted. Their keys differ, so N+1's lookup needs nothing N writes.
    */
-  async #pass(server: RestoreServer, decryptor: BackupDecryptor, state: RestoreState, epoch: number): Promise<RestoreState | 'locked' | 'by-room' | null> {
+  async #pass(server: RestoreServer, decryptor: BackupDecryptor, privateKey: string, state: RestoreState, epoch: number): Promise<RestoreState | 'locked' | 'by-room' | null> {
     const { now, vault } = this.deps;
     const interrupt = new AbortController();
     this.#interrupt = interrupt;
@@ -400,7 +428,7 @@ export class RestoreDriver {
         // The write's reads are answered before this thread turns to thousands of decryption tasks
         // (measured: 10⁵ keys, 22 of the writes' 25 s went to reads queued behind them).
         await writing?.issued;
-        const prepared = await this.#prepare(decryptor, state, epoch, chunk, known, rooms);
+        const prepared = await this.#prepare(decryptor, privateKey, state, epoch, chunk, known, rooms);
         if (roomsDone !== undefined) prepared.roomsDone = roomsDone;
         prepared.timings.download = download;
         prepared.timings.lookup = lookupMs;
@@ -443,7 +471,7 @@ export class RestoreDriver {
   }
 
   /** Looks up, checks and decrypts one chunk: what its write transaction will store. */
-  async #prepare(decryptor: BackupDecryptor, state: RestoreState, epoch: number, chunk: readonly RawBackupEntry[], lookup: LookupResult, rooms: number): Promise<Prepared> {
+  async #prepare(decryptor: BackupDecryptor, privateKey: string, state: RestoreState, epoch: number, chunk: readonly RawBackupEntry[], lookup: LookupResult, rooms: number): Promise<Prepared> {
     const { now } = this.deps;
     const decryptStarted = performance.now();
     const failures: RestoreFailureRow[] = [];
@@ -481,25 +509,21 @@ export class RestoreDriver {
       toOpen.push({ entry, data });
     });
 
-    const opened = await decryptor.decryptMany(toOpen.map((t) => t.data.session_data));
+    const { opened, helped } = await this.#open(decryptor, privateKey,
+      toOpen.map(({ entry, data }) => ({ roomId: entry.roomId, sessionId: entry.sessionId, sessionData: data.session_data })));
     const rows: StoredSession[] = [];
     opened.forEach((result, i) => {
       const { entry, data } = toOpen[i]!;
       if (!result.ok) {
-        fail(entry, cipherFailureKind(result.error.kind), result.error.message);
-        return;
-      }
-      const checked = checkPlaintext(entry, result.value);
-      if ('kind' in checked) {
-        fail(entry, checked.kind, checked.reason);
+        fail(entry, result.kind, result.reason);
         return;
       }
       rows.push({
         roomId: entry.roomId,
-        sessionId: checked.sessionId,
-        firstMessageIndex: checked.firstMessageIndex,
+        sessionId: result.sessionId,
+        firstMessageIndex: result.firstMessageIndex,
         forwardedCount: data.forwarded_count,
-        senderKey: checked.senderKey,
+        senderKey: result.senderKey,
         publicKey: state.publicKey,
         sessionData: data.session_data,
         // Already in this version of the backup: never uploaded again.
@@ -508,7 +532,40 @@ export class RestoreDriver {
         storedAt: now(),
       });
     });
-    return { chunk: { rows, present, failures, rooms }, timings: { decrypt: performance.now() - decryptStarted } };
+    return { chunk: { rows, present, failures, rooms }, timings: { decrypt: performance.now() - decryptStarted, ...(helped > 0 ? { helped } : {}) } };
+  }
+
+  /**
+   * Opens entries, a share of them on the helper's thread while the rest are opened here; the share
+   * moves so that both finish together. A helper that fails is reported, its entries are opened here,
+   * and the rest of the run goes without it.
+   */
+  async #open(decryptor: BackupDecryptor, privateKey: string, entries: readonly EntryToOpen[]): Promise<{ opened: OpenedEntry[]; helped: number }> {
+    const helper = this.deps.helper;
+    if (!helper || this.#helperDown || entries.length < MIN_TO_HELP) return { opened: await openEntries(decryptor, entries), helped: 0 };
+    const split = Math.round(entries.length * this.#share);
+    const away = entries.slice(0, split);
+    const here = entries.slice(split);
+    const started = performance.now();
+    let awayMs = 0;
+    const asked = helper.open(privateKey, away).then((opened) => { awayMs = performance.now() - started; return opened; });
+    asked.catch(() => undefined); // awaited below, after this thread's share
+    const local = await openEntries(decryptor, here);
+    const hereMs = performance.now() - started;
+    let remote: OpenedEntry[];
+    try {
+      remote = await asked;
+    } catch (e) {
+      this.#helperDown = true;
+      this.deps.report?.(e);
+      return { opened: [...await openEntries(decryptor, away), ...local], helped: 0 };
+    }
+    // Per entry, here and there: the share at which both would have finished together.
+    const hereRate = hereMs / Math.max(1, here.length);
+    const awayRate = awayMs / Math.max(1, away.length);
+    const even = hereRate / (hereRate + awayRate);
+    if (Number.isFinite(even)) this.#share = Math.min(0.9, Math.max(0.1, (this.#share + even) / 2));
+    return { opened: [...remote, ...local], helped: away.length };
   }
 }
 
@@ -569,44 +626,5 @@ async function* roomChunks(
   } finally {
     // Stopped early (cancelled, locked, failed): the answers asked for ahead are not read.
     for (const stream of asked.values()) stream.then((s) => s.cancel(), () => undefined).catch(() => undefined);
-  }
-}
-
-function cipherFailureKind(kind: string): RestoreFailureKind {
-  switch (kind) {
-    case 'base64':
-    case 'mac':
-    case 'padding':
-    case 'json':
-      return kind;
-    case 'utf8':
-      return 'json';
-    default:
-      return 'malformed';
-  }
-}
-
-/** A decrypted entry must be a megolm session whose key parses and whose id is its key (reference §2.2, §6.1). */
-function checkPlaintext(entry: RawBackupEntry, plaintext: BackedUpSessionData): { sessionId: string; firstMessageIndex: number; senderKey: string } | { kind: RestoreFailureKind; reason: string } {
-  try {
-    const parsed = parseExportedSession({ ...plaintext, room_id: entry.roomId, session_id: entry.sessionId });
-    return { sessionId: parsed.sessionId, firstMessageIndex: parsed.firstMessageIndex, senderKey: parsed.senderKey };
-  } catch (e) {
-    const kind = (e as { kind?: unknown }).kind;
-    if (typeof kind !== 'string') throw e;
-    const reason = e instanceof Error ? e.message : String(e);
-    switch (kind) {
-      case 'algorithm':
-        return { kind: 'algorithm', reason };
-      case 'session-id':
-        return { kind: 'session-id', reason };
-      case 'base64':
-      case 'length':
-      case 'session-version':
-      case 'signature':
-        return { kind: 'session-key', reason };
-      default:
-        return { kind: 'malformed', reason };
-    }
   }
 }

@@ -8,7 +8,7 @@ import type { Vault } from '../platform/vault.ts';
 import type { WorkerStatus } from '../shared/messages.ts';
 import { clientFor } from './account.ts';
 import { toServerBackupInfo } from './backup.ts';
-import { RestoreDriver, type RestoreServer } from './restore-driver.ts';
+import { RestoreDriver, type EntryHelper, type RestoreServer } from './restore-driver.ts';
 import { AppError, storageFailure } from './errors.ts';
 import { SessionFetcher } from './session-fetch.ts';
 import { AttemptLimiter } from './unlock.ts';
@@ -94,6 +94,8 @@ export interface ServiceHooks {
   worker(): WorkerStatus;
   /** Where an unexpected failure of a background run goes (the worker's console). */
   report(error: unknown): void;
+  /** A second thread for a restore's decryption, where the browser offers one (restore-driver.ts). */
+  decryptHelper?: EntryHelper;
 }
 
 /** The two calls the upload driver makes, on a homeserver client. */
@@ -177,6 +179,8 @@ export function createServices(vault: Vault, hooks: ServiceHooks): Services {
     idleTimeoutMs: RESTORE_IDLE_TIMEOUT_MS,
     byRoomFrom: RESTORE_BY_ROOM_FROM,
     roomsAhead: RESTORE_ROOMS_AHEAD,
+    ...(hooks.decryptHelper ? { helper: hooks.decryptHelper } : {}),
+    report: hooks.report,
   });
   const sessions = new SessionFetcher({
     vault,

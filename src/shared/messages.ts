@@ -111,8 +111,11 @@ export interface RestoreSummary {
   secondsLeft: number | null;
   retryAt: number | null;
   lastError: { kind: string; message: string; at: number } | null;
-  /** Milliseconds spent downloading and parsing, looking up, decrypting and storing. */
-  timings?: { download: number; lookup: number; decrypt: number; store: number };
+  /**
+   * Milliseconds spent downloading and parsing, looking up, decrypting and storing; `helped`: the
+   * entries the decryption helper opened on its own thread.
+   */
+  timings?: { download: number; lookup: number; decrypt: number; store: number; helped?: number };
 }
 
 /** Sessions another account left here: never uploaded to or served for the signed-in one. */

@@ -25,6 +25,8 @@ const rules: Array<[RegExp, Rule]> = [
   [/^popup\//, { folders: ['core', 'shared', 'platform/messaging.ts', 'platform/permissions.ts', 'platform/sites.ts', 'popup'], packages: [/^preact(\/|$)/, /^@streamparser\/json$/] }],
   // The client kit runs in web pages beside the app's own matrix-js-sdk: no package at all.
   [/^client\//, { folders: ['shared', 'client'], packages: [] }],
+  // The decryption helper's page: the core's restore opening, and its port to the worker.
+  [/^helper\//, { folders: ['core', 'platform/decrypt-helper-page.ts', 'helper'], packages: [] }],
 ];
 
 function sourceFiles(dir: string): string[] {

@@ -7,8 +7,8 @@
 import { backoff, backoffDelay } from '../upload/state.ts';
 
 /** Why one backup entry could not be restored (mirrors the wire kinds in src/shared). */
-export type RestoreFailureKind =
-  | 'malformed' | 'base64' | 'mac' | 'padding' | 'json' | 'algorithm' | 'session-key' | 'session-id' | 'too-large';
+export const RESTORE_FAILURE_KINDS = ['malformed', 'base64', 'mac', 'padding', 'json', 'algorithm', 'session-key', 'session-id', 'too-large'] as const;
+export type RestoreFailureKind = typeof RESTORE_FAILURE_KINDS[number];
 
 export type RestorePhase = 'running' | 'waiting' | 'cancelled' | 'done' | 'failed';
 
@@ -60,6 +60,8 @@ export interface RestoreTimings {
   decrypt: number;
   /** Writing each chunk's transaction. */
   store: number;
+  /** Entries opened by the decryption helper (a second thread) rather than the worker. */
+  helped?: number;
 }
 
 export function newRestore(init: { id: string; userId: string; version: string; publicKey: string; serverCount: number; now: number }): RestoreState {
@@ -116,6 +118,7 @@ function addTimings(a: RestoreTimings, b: Partial<RestoreTimings>): RestoreTimin
     lookup: a.lookup + (b.lookup ?? 0),
     decrypt: a.decrypt + (b.decrypt ?? 0),
     store: a.store + (b.store ?? 0),
+    ...(a.helped !== undefined || b.helped !== undefined ? { helped: (a.helped ?? 0) + (b.helped ?? 0) } : {}),
   };
 }
 
