@@ -39,7 +39,7 @@ function openServices(): Promise<Services> {
   return Vault.open().then((vault) => createServices(vault, hooks)).finally(() => clearInterval(alive));
 }
 
-/** Chrome: the restore's decryption helper page, whose port is taken below. */
+/** Chrome: the restore's decryption helper page (its channel arrives as a `message` event, taken at once). */
 const decryptHelper = offscreenHelper();
 
 const hooks: Parameters<typeof createServices>[1] = {
@@ -93,11 +93,6 @@ browser.runtime.onMessage.addListener((message: unknown, sender: MessageSender) 
     return Promise.resolve<Result<never>>({ ok: false, error: { kind: 'bad-request', message: 'Unknown request.' } });
   }
   return ready().then((services) => route(services, message), (e: unknown) => ({ ok: false, error: toWireError(e) }) satisfies Result<never>);
-});
-
-// Only the decryption helper's page connects a port (decrypt-helper.ts checks who it is).
-browser.runtime.onConnect.addListener((port) => {
-  if (!decryptHelper?.accept(port)) port.disconnect();
 });
 
 browser.alarms.onAlarm.addListener((alarm) => {

@@ -4,68 +4,83 @@
  * WebCrypto computes X25519 on the calling thread (≈ 60 µs per entry here), so a worker alone
  * cannot restore 10⁶ keys in 5 minutes; a second thread can (bench/README.md, "Decryption helper").
  *
- * The page connects a port to the worker; the worker takes it only from that page of this extension
- * (port names and senders are checked: a content script can connect too). Each request carries the
- * unlocked key (base64) and the entries; the page builds a decryptor for that request alone, answers
- * with what the vault keeps of each entry (never a plaintext key), and keeps nothing. The worker
- * closes the page when its restore run ends, and replaces a page an earlier worker left behind.
+ * The page hands the worker one end of a MessageChannel (a message to the service worker: no trip
+ * through the browser process, structured clone rather than JSON); the worker takes it only from
+ * that page of this extension. Each request carries the unlocked key (base64) and the entries; the
+ * page builds a decryptor for that request alone, answers with what the vault keeps of each entry
+ * (never a plaintext key), and keeps nothing. A channel has no close event: a request not answered
+ * in time fails, and the worker starts a new page. The worker closes the page when its restore run
+ * ends, and replaces a page an earlier worker left behind.
  */
 import type { EntryToOpen, OpenedEntry } from '../core/restore/open-entries.ts';
 import { isOpenedList } from '../core/restore/open-entries.ts';
-import type { Runtime } from 'webextension-polyfill';
 
-export const HELPER_PORT = 'mkv-decrypt-helper';
+export const HELPER_MESSAGE = 'mkv-decrypt-helper';
 export const HELPER_PAGE = 'decrypt-helper.html';
 
-/** How long the page may take to load and connect. */
+/** How long the page may take to load and hand over its channel. */
 const START_TIMEOUT_MS = 10_000;
+/** How long one request may take (a share of one chunk takes well under a second). */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface HelperRequest { id: number; privateKey: string; entries: EntryToOpen[] }
 export interface HelperAnswer { id: number; opened?: unknown; error?: string }
 
-/** What the helper needs of the browser: its own id and URLs, and Chrome's offscreen documents. */
+/** What the helper needs of the browser: its pages' origin and URL, and Chrome's offscreen documents. */
 export interface OffscreenPlatform {
-  extensionId: string;
+  origin: string;
   pageUrl: string;
   hasDocument(): Promise<boolean>;
   createDocument(): Promise<void>;
   closeDocument(): Promise<void>;
 }
 
-interface Waiter { resolve(opened: OpenedEntry[]): void; reject(error: Error): void; length: number }
+/** The end of the channel the worker keeps. */
+export interface HelperPort {
+  postMessage(message: unknown): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  close(): void;
+}
+
+/** A message to the worker, as the worker's `message` event gives it. */
+export interface HelperHandover {
+  data: unknown;
+  origin: string;
+  source: { url: string } | null;
+  ports: readonly HelperPort[];
+}
+
+interface Waiter { resolve(opened: OpenedEntry[]): void; reject(error: Error): void; length: number; timer: ReturnType<typeof setTimeout> }
 
 export class HelperError extends Error {
   override readonly name = 'HelperError';
 }
 
 export class OffscreenHelper {
-  #port: Runtime.Port | null = null;
-  #starting: Promise<Runtime.Port> | null = null;
-  #connected: Array<(port: Runtime.Port) => void> = [];
+  #port: HelperPort | null = null;
+  #starting: Promise<HelperPort> | null = null;
+  #connected: Array<(port: HelperPort) => void> = [];
   readonly #pending = new Map<number, Waiter>();
   #next = 0;
 
   constructor(private readonly platform: OffscreenPlatform) {}
 
   /**
-   * For the worker's `runtime.onConnect`: takes the helper page's port. Returns false for a port
-   * that is not the helper's; a port with the helper's name from anyone else is disconnected.
+   * For the worker's `message` event: takes the channel the helper page hands over. Returns false
+   * for any other message; the helper's message from anywhere but its page is refused (its port closed).
    */
-  accept(port: Runtime.Port): boolean {
-    if (port.name !== HELPER_PORT) return false;
-    if (port.sender?.id !== this.platform.extensionId || port.sender.url !== this.platform.pageUrl) {
-      port.disconnect();
+  accept(message: HelperHandover): boolean {
+    const data = message.data as { type?: unknown } | null;
+    if (typeof data !== 'object' || data === null || data.type !== HELPER_MESSAGE) return false;
+    const port = message.ports[0];
+    if (message.origin !== this.platform.origin || message.source?.url !== this.platform.pageUrl || !port) {
+      for (const p of message.ports) p.close();
       return true;
     }
     const previous = this.#port;
     this.#port = port;
-    previous?.disconnect();
-    port.onMessage.addListener((message: unknown) => this.#answer(message));
-    port.onDisconnect.addListener(() => {
-      if (this.#port !== port) return;
-      this.#port = null;
-      this.#failAll(new HelperError('The decryption helper page went away.'));
-    });
+    previous?.close();
+    port.onmessage = (event) => this.#answer(event.data);
     for (const waiter of this.#connected.splice(0)) waiter(port);
     return true;
   }
@@ -75,18 +90,27 @@ export class OffscreenHelper {
     const port = await this.#ensure();
     const id = ++this.#next;
     return new Promise<OpenedEntry[]>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, length: entries.length });
+      const timer = setTimeout(() => {
+        if (!this.#pending.delete(id)) return;
+        // The page is gone or stuck: the next request starts a new one.
+        if (this.#port === port) this.#drop();
+        reject(new HelperError(`The decryption helper did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`));
+      }, REQUEST_TIMEOUT_MS);
+      this.#pending.set(id, { resolve, reject, length: entries.length, timer });
       port.postMessage({ id, privateKey, entries: [...entries] } satisfies HelperRequest);
     });
   }
 
   /** Ends the helper: its page is closed (nothing is kept in it between requests anyway). */
   async close(): Promise<void> {
-    const port = this.#port;
-    this.#port = null;
-    port?.disconnect();
+    this.#drop();
     this.#failAll(new HelperError('The decryption helper was closed.'));
     if (await this.platform.hasDocument()) await this.platform.closeDocument();
+  }
+
+  #drop(): void {
+    this.#port?.close();
+    this.#port = null;
   }
 
   #answer(message: unknown): void {
@@ -94,26 +118,30 @@ export class OffscreenHelper {
     const waiter = typeof answer?.id === 'number' ? this.#pending.get(answer.id) : undefined;
     if (!waiter) return;
     this.#pending.delete(answer!.id!);
+    clearTimeout(waiter.timer);
     if (typeof answer!.error === 'string') waiter.reject(new HelperError(`The decryption helper failed: ${answer!.error}`));
     else if (!isOpenedList(answer!.opened, waiter.length)) waiter.reject(new HelperError('The decryption helper answered with something other than the opened entries.'));
     else waiter.resolve(answer!.opened);
   }
 
   #failAll(error: Error): void {
-    for (const waiter of this.#pending.values()) waiter.reject(error);
+    for (const waiter of this.#pending.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
     this.#pending.clear();
   }
 
-  #ensure(): Promise<Runtime.Port> {
+  #ensure(): Promise<HelperPort> {
     if (this.#port) return Promise.resolve(this.#port);
     this.#starting ??= (async () => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const connected = new Promise<Runtime.Port>((resolve, reject) => {
+      const connected = new Promise<HelperPort>((resolve, reject) => {
         this.#connected.push(resolve);
         timer = setTimeout(() => reject(new HelperError(`The decryption helper page did not connect within ${START_TIMEOUT_MS / 1000} s.`)), START_TIMEOUT_MS);
       });
       try {
-        // A page an earlier worker started has lost its port: a new one takes its place.
+        // A page an earlier worker started has lost its channel: a new one takes its place.
         if (await this.platform.hasDocument()) await this.platform.closeDocument();
         await this.platform.createDocument();
         return await connected;
@@ -131,8 +159,8 @@ export function offscreenHelper(): OffscreenHelper | null {
   const api = (globalThis as { chrome?: typeof chrome }).chrome;
   if (!api?.offscreen?.createDocument || !api.runtime?.getContexts) return null;
   const pageUrl = api.runtime.getURL(HELPER_PAGE);
-  return new OffscreenHelper({
-    extensionId: api.runtime.id,
+  const helper = new OffscreenHelper({
+    origin: new URL(api.runtime.getURL('')).origin,
     pageUrl,
     async hasDocument() {
       const contexts = await api.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT' as chrome.runtime.ContextType], documentUrls: [pageUrl] });
@@ -145,4 +173,10 @@ export function offscreenHelper(): OffscreenHelper | null {
     }),
     closeDocument: () => api.offscreen.closeDocument(),
   });
+  // Registered at once (the worker's top level calls this): the page's channel arrives as a message.
+  globalThis.addEventListener('message', (event) => {
+    const e = event as MessageEvent & { source: { url?: string } | null };
+    helper.accept({ data: e.data, origin: e.origin, source: e.source && typeof e.source.url === 'string' ? { url: e.source.url } : null, ports: e.ports as unknown as HelperPort[] });
+  });
+  return helper;
 }

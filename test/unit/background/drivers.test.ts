@@ -6,11 +6,12 @@
  */
 import 'fake-indexeddb/auto';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { backupPublicKey, BackupDecryptor, encodeBase64 } from '../../../src/core/index.ts';
+import { backupPublicKey, BackupDecryptor, createBackupDecryptor, decodeBase64, encodeBase64 } from '../../../src/core/index.ts';
+import { openEntries } from '../../../src/core/restore/open-entries.ts';
 import type { RoomKeysBody } from '../../../src/core/upload/request.ts';
 import { parseBackupVersionInfo, type BackupVersionInfo, type KeyBackupData } from '../../../src/core/wire.ts';
 import { ingestSessions } from '../../../src/background/ingest.ts';
-import { RestoreDriver, type RestoreDriverDeps, type RestoreServer } from '../../../src/background/restore-driver.ts';
+import { RestoreDriver, type EntryHelper, type RestoreDriverDeps, type RestoreServer } from '../../../src/background/restore-driver.ts';
 import { UploadDriver, type BackupServer } from '../../../src/background/upload-driver.ts';
 import { ConnectionError, HomeserverError } from '../../../src/platform/homeserver.ts';
 import { memoryUnlockStore } from '../../../src/platform/unlock-store.ts';
@@ -488,5 +489,66 @@ describe('room by room, when the whole download\'s first byte does not come in t
     expect(server.roomGets).not.toContain(left);
     expect(server.roomGets).toContain(held);
     expect(await vault.countSessions()).toBe(SESSIONS - missing);
+  });
+});
+
+describe('the decryption helper (a second thread opening a share of each chunk)', () => {
+  /** A helper in this process, on the page's own code path: a decryptor built for each request. */
+  function inProcessHelper(failOnCall?: number) {
+    const calls: number[] = [];
+    const helper: EntryHelper = {
+      async open(key, entries) {
+        calls.push(entries.length);
+        if (calls.length === failOnCall) throw new Error('the helper page went away');
+        return openEntries(await createBackupDecryptor(decodeBase64(key)), entries);
+      },
+      close: vi.fn(async () => {}),
+    };
+    return { helper, calls };
+  }
+
+  /** Spoils the MAC of the first `n` entries of the first room: each must fail as 'mac', whoever opens it. */
+  function spoil(server: MemoryHomeserver, n: number): void {
+    const room = [...server.rooms.values()][0]!;
+    for (const [sessionId, entry] of [...room].slice(0, n)) {
+      room.set(sessionId, { ...entry, session_data: { ...entry.session_data, mac: entry.session_data.mac === 'AAAAAAAAAAA' ? 'AQAAAAAAAAA' : 'AAAAAAAAAAA' } });
+    }
+  }
+
+  it('opens a share of each chunk on the helper; every entry is counted once, failures by kind, and the helper is closed after the run', async () => {
+    const server = new MemoryHomeserver('h1', publicKey);
+    await uploadAll(server);
+    spoil(server, 3);
+    const { vault, store } = await restoringVault(server);
+    const { helper, calls } = inProcessHelper();
+    const driver = restoreDriver(vault, store, server, clock(), async () => {}, { helper });
+    await driver.start();
+    expect(await driver.run()).toBe('done');
+    const state = await vault.getRestoreState();
+    expect(state).toMatchObject({ phase: 'done', restored: SESSIONS - 3, failed: 3, failuresByKind: { mac: 3 } });
+    expect(calls.length, 'the helper had a share of every chunk').toBe(SESSIONS / 100);
+    expect(state?.timings.helped).toBe(calls.reduce((a, b) => a + b, 0));
+    expect(calls.every((n) => n >= 10 && n <= 90), `shares between 10% and 90%: ${calls.join(', ')}`).toBe(true);
+    expect(helper.close).toHaveBeenCalled();
+    const stored = await vault.sessionsAfter(null, SESSIONS);
+    expect(stored).toHaveLength(SESSIONS - 3);
+    const byId = new Map(sessions.map((s) => [s.session_id, s]));
+    expect(stored.every((s) => byId.get(s.sessionId)?.sender_key === s.senderKey), 'each stored with its own sender key').toBe(true);
+  });
+
+  it('a helper that fails is reported, its entries are opened in the worker, and the rest of the run goes without it', async () => {
+    const server = new MemoryHomeserver('h2', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    const { helper, calls } = inProcessHelper(2);
+    const report = vi.fn();
+    const driver = restoreDriver(vault, store, server, clock(), async () => {}, { helper, report });
+    await driver.start();
+    expect(await driver.run()).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, failed: 0 });
+    expect(report).toHaveBeenCalledTimes(1);
+    expect(String(report.mock.calls[0]![0])).toContain('the helper page went away');
+    expect(calls, 'asked twice: once answered, once failed; never again in this run').toHaveLength(2);
+    expect((await vault.getRestoreState())?.timings.helped).toBe(calls[0]);
   });
 });
