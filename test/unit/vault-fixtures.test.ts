@@ -4,6 +4,8 @@
  *   spelled with "=" padding, which migration 2 normalises;
  * - schema 2 (release 0.1.0) and schema 3 (rows laid out for disk, src/platform/vault-rows.ts), each
  *   made by its own release's code (test/fixtures/make-vault-fixture.ts).
+ * - schema 4 (restored sessions in pages, src/platform/vault-pages.ts): the same, with 6 of the
+ *   sessions stored by the restore.
  * A later schema adds its fixture here, made by the release that introduces it.
  */
 import 'fake-indexeddb/auto';
@@ -92,10 +94,10 @@ describe('vaults of earlier releases', () => {
     vault.close();
   });
 
-  it.each([2, 3])('schema %i: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async (schema) => {
+  it.each([2, 3, 4])('schema %i: opens with its pin, earlier key, restore summary and failures, and its sessions decrypt', async (schema) => {
     const fixture = JSON.parse(readFileSync(join(import.meta.dirname, `../fixtures/vault-v${schema}.json`), 'utf8')) as {
       keys: { current: string; earlier: string };
-      expect: { sessions: number; pendingForCurrent: number; forEarlier: number; restoreFailures: number };
+      expect: { sessions: number; pendingForCurrent: number; forEarlier: number; restoreFailures: number; packed?: number };
       dump: DatabaseDump;
     };
     expect(fixture.dump.version).toBe(schema);
@@ -124,9 +126,13 @@ describe('vaults of earlier releases', () => {
     expect(await vault.markUploaded(batch, pin.epoch)).toBe(batch.length);
     expect(await vault.countPending(pin.publicKey, pin.epoch)).toBe(0);
     vault.close();
-    // Laid out for disk (schema 3): every real row's ciphertext and sender key are bytes on disk.
-    const rows = (await dumpDatabase(name)).stores.sessions!.records.map((r) => r.value as Record<string, unknown>);
-    expect(rows).toHaveLength(fixture.expect.sessions);
+    // Laid out for disk (schema 3): every real row's ciphertext and sender key are bytes on disk;
+    // what a restore stored is in pages (schema 4).
+    const dumped = await dumpDatabase(name);
+    const rows = dumped.stores.sessions!.records.map((r) => r.value as Record<string, unknown>);
+    const packed = (dumped.stores.packed?.records ?? []).map((r) => r.value as { c: number; x: unknown[] });
+    expect(packed.reduce((n, p) => n + p.c, 0)).toBe(fixture.expect.packed ?? 0);
+    expect(rows).toHaveLength(fixture.expect.sessions - (fixture.expect.packed ?? 0));
     for (const row of rows) {
       expect(Object.keys(row).sort()).toEqual(['d', 'e', 'f', 'i', 'k', 'roomId', 's', 'sessionId', 't', 'v', ...('r' in row ? ['r'] : [])].sort());
       expect(row.d).toHaveProperty('$bytes');
