@@ -154,7 +154,7 @@ describe('strict CSP for extension pages', () => {
 
   it('every built page loads only its own files, with no inline script or handler', () => {
     const pages = filesUnder(join(out, 'chrome')).filter((f) => f.endsWith('.html'));
-    expect(pages.sort()).toEqual(['approve.html', 'backup.html', 'export.html', 'import.html', 'popup.html', 'restore.html', 'unlock.html']);
+    expect(pages.sort()).toEqual(['approve.html', 'backup.html', 'decrypt-helper.html', 'export.html', 'import.html', 'popup.html', 'restore.html', 'unlock.html']);
     for (const page of pages) {
       const html = readFileSync(join(out, 'chrome', page), 'utf8');
       expect(htmlProblems(html), page).toEqual([]);
