@@ -20,6 +20,7 @@ import { newRevision, type PresentEntry, type RestoreFailureRow, type StoredSess
 import { AppError } from './errors.ts';
 import { backupEntryChunks, type RawBackupEntry } from '../platform/backup-stream.ts';
 import { ConnectionError } from '../platform/homeserver.ts';
+import { HelperError } from '../platform/decrypt-helper.ts';
 import { toUploadFailure } from './upload-driver.ts';
 
 /** What the restore needs from the homeserver. */
@@ -555,6 +556,9 @@ export class RestoreDriver {
     let remote: OpenedEntry[];
     try {
       remote = await asked;
+      // Each answer must be for the entry in its place (the stored row takes its data from there).
+      const misplaced = remote.findIndex((r, i) => r.ok && r.sessionId !== away[i]!.sessionId);
+      if (misplaced >= 0) throw new HelperError(`The decryption helper answered entry ${misplaced} with another session.`);
     } catch (e) {
       this.#helperDown = true;
       this.deps.report?.(e);

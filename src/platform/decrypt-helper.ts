@@ -59,6 +59,8 @@ export class HelperError extends Error {
 export class OffscreenHelper {
   #port: HelperPort | null = null;
   #starting: Promise<HelperPort> | null = null;
+  /** The last close, which a start waits for (a run's end and the next run's start may overlap). */
+  #closing: Promise<void> = Promise.resolve();
   #connected: Array<(port: HelperPort) => void> = [];
   readonly #pending = new Map<number, Waiter>();
   #next = 0;
@@ -79,7 +81,11 @@ export class OffscreenHelper {
     }
     const previous = this.#port;
     this.#port = port;
-    previous?.close();
+    if (previous) {
+      previous.close();
+      // What the replaced page was asked is not answered on the new channel.
+      this.#failAll(new HelperError('The decryption helper page was replaced.'));
+    }
     port.onmessage = (event) => this.#answer(event.data);
     for (const waiter of this.#connected.splice(0)) waiter(port);
     return true;
@@ -102,10 +108,21 @@ export class OffscreenHelper {
   }
 
   /** Ends the helper: its page is closed (nothing is kept in it between requests anyway). */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    const starting = this.#starting;
+    // At once: no request goes to a page that is being closed.
     this.#drop();
     this.#failAll(new HelperError('The decryption helper was closed.'));
-    if (await this.platform.hasDocument()) await this.platform.closeDocument();
+    this.#closing = (async () => {
+      if (starting) {
+        // A page still starting is closed too, with whatever was sent to it meanwhile.
+        await starting.catch(() => undefined);
+        this.#drop();
+        this.#failAll(new HelperError('The decryption helper was closed.'));
+      }
+      if (await this.platform.hasDocument()) await this.platform.closeDocument();
+    })();
+    return this.#closing;
   }
 
   #drop(): void {
@@ -141,6 +158,7 @@ export class OffscreenHelper {
         timer = setTimeout(() => reject(new HelperError(`The decryption helper page did not connect within ${START_TIMEOUT_MS / 1000} s.`)), START_TIMEOUT_MS);
       });
       try {
+        await this.#closing.catch(() => undefined);
         // A page an earlier worker started has lost its channel: a new one takes its place.
         if (await this.platform.hasDocument()) await this.platform.closeDocument();
         await this.platform.createDocument();

@@ -641,8 +641,17 @@ export class Vault {
     const n = await this.#numberOf(publicKey);
     if (n === undefined) return [];
     const tx = this.db.transaction(['sessions', 'packed'], 'readonly');
-    const [rows, pages] = await Promise.all([tx.objectStore('sessions').index('pending').getAllKeys(allFor(n)), packedOf(tx).index('pending').getAll(allFor(n)), tx.done]);
-    return [...rows, ...pages.flatMap((p) => p.x.map(([r, s]): [string, string] => [r, s]))];
+    const packed = packedOf(tx);
+    const [rows, pageKeys] = await Promise.all([tx.objectStore('sessions').index('pending').getAllKeys(allFor(n)), packed.index('pending').getAllKeys(allFor(n))]);
+    // Pages a few at a time, keeping only their ids (10⁶ restored sessions are ≈ 800 MB of pages).
+    const keys: Array<[string, string]> = [...rows];
+    for (let at = 0; at < pageKeys.length; at += PAGES_PER_READ) {
+      for (const page of await Promise.all(pageKeys.slice(at, at + PAGES_PER_READ).map((key) => packed.get(key)))) {
+        if (page) for (const [r, s] of page.x) keys.push([r, s]);
+      }
+    }
+    await tx.done;
+    return keys;
   }
 
   async getSessions(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<StoredSession | undefined>> {
@@ -927,7 +936,9 @@ export class Vault {
     });
     for (const key of unrowed) rawSessions.delete(key);
     writes.push(...liftOut(packed, lifted));
-    for (const page of packRows(toStore)) rawPacked.put(page);
+    // `add`: a page number already taken in the room (48 random bits) fails the chunk, which the next
+    // pass writes again with new numbers, instead of overwriting another page.
+    for (const page of packRows(toStore)) rawPacked.add(page);
     if (numbering.added) writes.push(kv.put(keyList, 'publicKeys'));
     const failures = chunk.failures.filter((_, i) => failedBefore[i]?.restoreId !== id);
     for (const failure of failures) writes.push(failureStore.put(failure));
@@ -1010,6 +1021,9 @@ interface PageHit {
   page: PackedPage;
   n: number;
 }
+
+/** Pages read per request where every page of a key is wanted. */
+const PAGES_PER_READ = 20;
 
 /** Looked up one by one up to this many per room; more are found with one walk of the room's range. */
 const FEW_PER_ROOM = 8;

@@ -494,13 +494,14 @@ describe('room by room, when the whole download\'s first byte does not come in t
 
 describe('the decryption helper (a second thread opening a share of each chunk)', () => {
   /** A helper in this process, on the page's own code path: a decryptor built for each request. */
-  function inProcessHelper(failOnCall?: number) {
+  function inProcessHelper(failOnCall?: number, misorderOnCall?: number) {
     const calls: number[] = [];
     const helper: EntryHelper = {
       async open(key, entries) {
         calls.push(entries.length);
         if (calls.length === failOnCall) throw new Error('the helper page went away');
-        return openEntries(await createBackupDecryptor(decodeBase64(key)), entries);
+        const opened = await openEntries(await createBackupDecryptor(decodeBase64(key)), entries);
+        return calls.length === misorderOnCall ? opened.reverse() : opened;
       },
       close: vi.fn(async () => {}),
     };
@@ -550,5 +551,24 @@ describe('the decryption helper (a second thread opening a share of each chunk)'
     expect(String(report.mock.calls[0]![0])).toContain('the helper page went away');
     expect(calls, 'asked twice: once answered, once failed; never again in this run').toHaveLength(2);
     expect((await vault.getRestoreState())?.timings.helped).toBe(calls[0]);
+  });
+
+  it('answers out of order are refused: no session is stored under another\'s id', async () => {
+    const server = new MemoryHomeserver('h3', publicKey);
+    await uploadAll(server);
+    const { vault, store } = await restoringVault(server);
+    const { helper, calls } = inProcessHelper(undefined, 1);
+    const report = vi.fn();
+    const driver = restoreDriver(vault, store, server, clock(), async () => {}, { helper, report });
+    await driver.start();
+    expect(await driver.run()).toBe('done');
+    expect(await vault.getRestoreState()).toMatchObject({ phase: 'done', restored: SESSIONS, failed: 0 });
+    expect(String(report.mock.calls[0]![0])).toMatch(/answered entry \d+ with another session/);
+    expect(calls).toHaveLength(1);
+    const decryptor = await createBackupDecryptor(privateKey);
+    for (const s of await vault.sessionsAfter(null, SESSIONS)) {
+      const plain = await decryptor.decrypt(s.sessionData);
+      expect(plain.sender_key, `${s.sessionId} holds its own data`).toBe(s.senderKey);
+    }
   });
 });

@@ -121,6 +121,34 @@ describe('the decryption helper, worker side', () => {
     expect(other.closed).toBe(false);
   });
 
+  it('a second page\'s channel replaces the first, whose unanswered requests fail at once', async () => {
+    const { helper, port } = connected(false);
+    const { pending } = await request(helper, port);
+    const first = port();
+    const second = fakePort();
+    helper.accept(handover(second));
+    expect(first.closed).toBe(true);
+    await expect(pending).rejects.toThrow('The decryption helper page was replaced.');
+    const next = helper.open('a2V5', entries);
+    await vi.waitFor(() => expect(second.sent).toHaveLength(1));
+    second.answer({ id: (second.sent[0] as HelperRequest).id, opened });
+    await expect(next).resolves.toEqual(opened);
+  });
+
+  it('a start after a close waits for the close, so the new page is not the one closed', async () => {
+    const { helper, port, log } = connected(false);
+    const { pending, sent } = await request(helper, port);
+    port().answer({ id: sent.id, opened });
+    await pending;
+    const closing = helper.close();
+    const next = helper.open('a2V5', entries);
+    await closing;
+    await vi.waitFor(() => expect(port().sent).toHaveLength(1));
+    expect(log).toEqual(['create', 'close', 'create']);
+    port().answer({ id: (port().sent[0] as HelperRequest).id, opened });
+    await expect(next).resolves.toEqual(opened);
+  });
+
   it('a page that never hands over its channel fails the request in time', async () => {
     vi.useFakeTimers();
     const helper = new OffscreenHelper(platform().p);
